@@ -23,6 +23,9 @@ class ConvAdapter(nn.Module):
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size={kernel_size} must be a positive odd number (same-length depthwise conv)")
         if r % dw_channels: raise ValueError(f"bottleneck={r} must be divisible by dw_channels={dw_channels}")
+        if kernel_size // 2 > r // dw_channels:
+            raise ValueError(f"kernel_size={kernel_size} is too long for rows of {r // dw_channels} bottleneck units "
+                             f"(bottleneck={r} / dw_channels={dw_channels}): use kernel_size <= {2 * (r // dw_channels) + 1}")
         self.dim, self.bottleneck, self.dw_channels = dim, r, dw_channels
         self.norm = nn.LayerNorm(dim)
         self.down = nn.Conv1d(dim, r, 1)                                   # pointwise: W_down

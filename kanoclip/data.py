@@ -5,6 +5,7 @@
 # %% ../nbs/09_data.ipynb #c003
 from __future__ import annotations
 import csv, json, os, re, tempfile, warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,11 @@ import torch
 from fastcore.basics import patch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['DATASETS', 'IMG_EXTS', 'SPLITS', 'SAMPLE_KEYS', 'OPENAI_MEAN', 'OPENAI_STD', 'load_image', 'load_mask', 'write_meta',
-           'validate_meta', 'load_meta', 'prepare_dataset', 'meta_summary', 'AnomalyDataset']
+__all__ = ['DATASETS', 'IMG_EXTS', 'SPLITS', 'SAMPLE_KEYS', 'OPENAI_MEAN', 'OPENAI_STD', 'MASK_DIRS', 'load_image', 'load_mask',
+           'write_meta', 'validate_meta', 'load_meta', 'prepare_dataset', 'meta_summary', 'AnomalyDataset']
 
 # %% ../nbs/09_data.ipynb #c006
 DATASETS = ("mvtec", "visa", "mpdd", "btad", "sdd", "dagm",
@@ -255,6 +257,191 @@ def _mvtec(root): return _mvtec_like(root, "MVTec AD")
 def _mpdd(root): return _mvtec_like(root, "MPDD")
 
 # %% ../nbs/09_data.ipynb #c035
+def _read_csv(path: Path, need: tuple) -> list[dict]:
+    "Rows of a CSV file with header names stripped and lower-cased; error if a `need`ed column is missing."
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in need if c not in [(h or "").strip().lower() for h in reader.fieldnames or []]]
+        if missing: raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (expected {','.join(need)})")
+        rows = [{(k or "").strip().lower(): (v or "").strip() for k, v in r.items()} for r in reader]
+    return rows
+
+@_preparer("visa")
+def _visa(root: Path) -> dict:
+    path = root / "split_csv" / "1cls.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"VisA split file {path} not found: expected the official split_csv/1cls.csv "
+                                "(columns object,split,label,image,mask) beside the class folders")
+    meta = {s: {} for s in SPLITS}
+    for n, r in enumerate(_read_csv(path, ("object", "split", "label", "image", "mask")), start=2):
+        split, label = r["split"].lower(), r["label"].lower()
+        if split not in SPLITS: raise ValueError(f"{path} line {n}: split {r['split']!r} is not train or test")
+        if label not in ("normal", "anomaly"): raise ValueError(f"{path} line {n}: label {r['label']!r} is not normal or anomaly")
+        bad, im = label == "anomaly", root / r["image"]
+        if not im.is_file(): raise FileNotFoundError(f"{path} line {n}: image {im} not found")
+        m = root / r["mask"] if bad and r["mask"] else None
+        if bad and (m is None or not m.is_file()):
+            raise FileNotFoundError(f"{path} line {n}: mask {m if m else '(empty)'} of anomalous image {im} not found")
+        meta[split].setdefault(r["object"], []).append(_sample(root, im, m, r["object"], "", bad))
+    return meta
+
+# %% ../nbs/09_data.ipynb #c039
+@_preparer("btad")
+def _btad(root): return _mvtec_like(root, "BTAD", normal=("ok", "good"), mask_suffixes=("", "_mask"))
+
+# %% ../nbs/09_data.ipynb #c042
+@_preparer("sdd")
+def _sdd(root: Path) -> dict:
+    parts = [d for d in _subdirs(root) if re.fullmatch(r"kos\d+", d.name, re.I)]
+    if not parts: raise ValueError(f"no KolektorSDD folders under {root}: expected kos01/Part0.jpg with its label kos01/Part0_label.bmp")
+    out, cls = [], "electrical_commutator"
+    for d in parts:
+        labels = _stem_index(d)
+        for im in _images(d):
+            if im.stem.lower().endswith("_label"): continue
+            lab = _find_mask(labels, im, d, ("_label",))
+            bad = bool(load_mask(lab).any())
+            out.append(_sample(root, im, lab if bad else None, cls, "", bad))
+    return {"train": {cls: []}, "test": {cls: out}}
+
+# %% ../nbs/09_data.ipynb #c045
+@_preparer("dagm")
+def _dagm(root: Path) -> dict:
+    classes = [d for d in _subdirs(root) if re.fullmatch(r"Class\d+", d.name)]
+    if not classes: raise ValueError(f"no DAGM class folders under {root}: expected Class1/Test/0001.PNG and masks Class1/Test/Label/0001_label.PNG")
+    meta = {s: {} for s in SPLITS}
+    for c in classes:
+        for split, sub in (("train", "Train"), ("test", "Test")):
+            d = c / sub
+            if not d.is_dir() and split == "test": raise FileNotFoundError(f"DAGM folder {d} not found")
+            labels = _stem_index(d / "Label")
+            out = meta[split][c.name] = []
+            for im in _images(d):
+                lab = labels.get(im.stem + "_label")
+                out.append(_sample(root, im, lab, c.name, "", lab is not None))
+    return meta
+
+# %% ../nbs/09_data.ipynb #c048
+MASK_DIRS = ("anomaly_mask", "label", "mask", "masks", "ground_truth")
+
+def _img_dir(d: Path) -> Path: return d / "img" if (d / "img").is_dir() else d
+
+def _medical(root: Path, cls: str, dataset: str, masks: bool) -> dict:
+    "Index the MVFA-AD / BMAD layout (test/{good,Ungood}/img, masks beside the anomalous img folder)."
+    test = root / "test"
+    if not test.is_dir():
+        raise ValueError(f"no {dataset} test folder under {root}: expected test/good/img/*.png and test/Ungood/img/*.png"
+                         + (" with masks test/Ungood/anomaly_mask/*.png (MVFA-AD / BMAD layout)" if masks else ""))
+    subs = _subdirs(test)
+    if not any(d.name.lower() == "good" for d in subs): raise ValueError(f"{dataset}: no normal folder {test / 'good'}")
+    meta = {"train": {cls: []}, "test": {cls: []}}
+    for d in subs:
+        bad = d.name.lower() != "good"
+        mdir = next((d / m for m in MASK_DIRS if (d / m).is_dir()), d / MASK_DIRS[0]) if bad and masks else None
+        index = _stem_index(mdir) if mdir else {}
+        for im in _images(_img_dir(d)):
+            m = _find_mask(index, im, mdir, ("", "_mask")) if mdir else None
+            meta["test"][cls].append(_sample(root, im, m, cls, d.name if bad and d.name.lower() != "ungood" else "", bad))
+    for im in _images(_img_dir(root / "train" / "good")): meta["train"][cls].append(_sample(root, im, None, cls, "", 0))
+    return meta
+
+# %% ../nbs/09_data.ipynb #c051
+def _yes_no(root: Path, cls: str) -> dict | None:
+    "Kaggle-style `yes/` (anomalous) and `no/` (normal) folders in `root` or one folder below; None if absent."
+    for base in [root] + _subdirs(root):
+        names = {d.name.lower(): d for d in _subdirs(base)}
+        if "yes" in names and "no" in names:
+            test = [_sample(root, im, None, cls, "", 0) for im in _images(names["no"])]
+            test += [_sample(root, im, None, cls, "", 1) for im in _images(names["yes"])]
+            return {"train": {cls: []}, "test": {cls: test}}
+    return None
+
+@_preparer("brainmri")
+def _brainmri(root):
+    if not (root / "test").is_dir() and (m := _yes_no(root, "brain")): return m
+    return _medical(root, "brain", "BrainMRI", masks=True)
+
+@_preparer("liverct")
+def _liverct(root): return _medical(root, "liver", "LiverCT", masks=True)
+
+@_preparer("resc")
+def _resc(root): return _medical(root, "retina", "RESC", masks=True)
+
+# %% ../nbs/09_data.ipynb #c054
+@_preparer("br35h")
+def _br35h(root):
+    if (root / "test").is_dir(): return _medical(root, "brain", "Br35H", masks=False)
+    if m := _yes_no(root, "brain"): return m
+    raise ValueError(f"no Br35H folders under {root}: expected yes/*.jpg (tumour) and no/*.jpg (normal), or test/good and test/Ungood")
+
+def _img_dir_named(d: Path) -> Path: return d / "images" if (d / "images").is_dir() else d
+
+@_preparer("covid19")
+def _covid19(root):
+    if (root / "test").is_dir(): return _medical(root, "chest", "COVID-19", masks=False)
+    for base in [root] + _subdirs(root):
+        names = {d.name.lower(): d for d in _subdirs(base)}
+        normal, covid = names.get("normal"), next((names[k] for k in ("covid", "covid-19", "covid19") if k in names), None)
+        if normal and covid:
+            test = [_sample(root, im, None, "chest", "", 0) for im in _images(_img_dir_named(normal))]
+            test += [_sample(root, im, None, "chest", "", 1) for im in _images(_img_dir_named(covid))]
+            return {"train": {"chest": []}, "test": {"chest": test}}
+    raise ValueError(f"no COVID-19 Radiography folders under {root}: expected Normal/images/*.png and COVID/images/*.png "
+                     "(or NORMAL/*.png and COVID/*.png), or test/good and test/Ungood")
+
+# %% ../nbs/09_data.ipynb #c055
+@_preparer("headct")
+def _headct(root):
+    if (root / "test").is_dir(): return _medical(root, "head", "HeadCT", masks=False)
+    csv_path = next((p for p in (root / "labels.csv", root / "head_ct" / "labels.csv") if p.is_file()), None)
+    if csv_path is None:
+        raise FileNotFoundError(f"HeadCT labels {root / 'labels.csv'} not found: expected labels.csv (id,hemorrhage) "
+                                "and head_ct/*.png, or test/good and test/Ungood")
+    d = next((p for p in (root / "head_ct" / "head_ct", root / "head_ct", root) if _images(p)), root / "head_ct")
+    by_id = {int(p.stem): p for p in _images(d) if p.stem.isdigit()}
+    test = []
+    for n, r in enumerate(_read_csv(csv_path, ("id", "hemorrhage")), start=2):
+        try: i, y = int(r["id"]), int(r["hemorrhage"])
+        except ValueError: raise ValueError(f"{csv_path} line {n}: id and hemorrhage must be integers, got {r}") from None
+        if y not in (0, 1): raise ValueError(f"{csv_path} line {n}: hemorrhage must be 0 or 1, got {y}")
+        if i not in by_id: raise FileNotFoundError(f"{csv_path} line {n}: image for id {i} not found (expected {d / f'{i:03d}.png'})")
+        test.append(_sample(root, by_id[i], None, "head", "", y))
+    return {"train": {"head": []}, "test": {"head": test}}
+
+# %% ../nbs/09_data.ipynb #c058
+def _folder_mask(im: Path, ad: Path, md: Path, masks: dict, clash: bool) -> Path:
+    "Mask of anomalous image `im` (under `ad`) in `masks`: the mirrored sub-folder of `md` first, then its top."
+    sub = im.parent.relative_to(ad).as_posix()
+    for s in ("", "_mask"):
+        if m := masks.get((sub, im.stem + s)): return m
+        if m := masks.get((".", im.stem + s)):
+            if clash: raise ValueError(f"mask {m} is ambiguous: several anomalous images are named {im.stem}.*; "
+                                       f"mirror the sub-folders of {ad} in {md}")
+            return m
+    raise FileNotFoundError(f"no mask for anomalous image {im}: expected {md / sub / im.stem}.png "
+                            f"or {md / sub / im.stem}_mask.png (matched by file stem)")
+
+@_preparer("folder")
+def _folder(root: Path, normal_dir="good", abnormal_dir="defect", mask_dir=None, class_name=None) -> dict:
+    if normal_dir is None and abnormal_dir is None: raise ValueError("folder dataset: give normal_dir, abnormal_dir or both")
+    dirs = {}
+    for opt, d in (("normal_dir", normal_dir), ("abnormal_dir", abnormal_dir), ("mask_dir", mask_dir)):
+        if d is None: continue
+        if not (root / d).is_dir(): raise FileNotFoundError(f"folder dataset: {opt} {root / d} not found")
+        dirs[opt] = root / d
+    cls, md, ad = class_name or root.resolve().name, dirs.get("mask_dir"), dirs.get("abnormal_dir")
+    listed = lambda d: [p for p in _images(d, recursive=True) if not (md and md.resolve() in p.resolve().parents)] if d else []
+    test = [_sample(root, im, None, cls, "", 0) for im in listed(dirs.get("normal_dir"))]
+    bad = listed(ad)
+    masks = {(p.parent.relative_to(md).as_posix(), p.stem): p for p in _images(md, recursive=True)} if md else {}
+    stems = Counter(im.stem for im in bad)
+    for im in bad:
+        m = _folder_mask(im, ad, md, masks, stems[im.stem] > 1) if md else None
+        sub = im.parent.relative_to(ad).as_posix()
+        test.append(_sample(root, im, m, cls, "" if sub == "." else sub, 1))
+    return {"train": {cls: []}, "test": {cls: test}}
+
+# %% ../nbs/09_data.ipynb #c061
 class AnomalyDataset(Dataset):
     "One split of a dataset indexed by `root/meta.json` (or `meta`), as model-ready tensors."
     def __init__(self, root, image_size: int = 224, mean=OPENAI_MEAN, std=OPENAI_STD, split: str = "test",
@@ -282,7 +469,7 @@ class AnomalyDataset(Dataset):
         return (f"AnomalyDataset({self.root}, split={self.split!r}, {len(self)} samples, {len(self.classes)} classes"
                 + (f", {len(self.skipped)} skipped)" if self.skipped else ")"))
 
-# %% ../nbs/09_data.ipynb #c037
+# %% ../nbs/09_data.ipynb #c063
 @patch
 def _read(self: AnomalyDataset, s: dict):
     "(RGB image, boolean mask at image size or None) of sample `s`; errors name the files."
@@ -300,7 +487,7 @@ def _read(self: AnomalyDataset, s: dict):
 def _check(self: AnomalyDataset, samples: list) -> list:
     "Existence check of every file; with skip_bad, full decode and removal of bad samples (reported)."
     good = []
-    for s in samples:
+    for s in tqdm(samples, desc="checking images", leave=False, disable=not self.skip_bad or len(samples) < 500):
         try:
             for k, what in (("img_path", "image"), ("mask_path", "mask")):
                 if s[k]: _check_file(self.root / s[k], what)
@@ -315,7 +502,7 @@ def _check(self: AnomalyDataset, samples: list) -> list:
                       f"see .skipped for the list")
     return good
 
-# %% ../nbs/09_data.ipynb #c038
+# %% ../nbs/09_data.ipynb #c064
 @patch
 def __getitem__(self: AnomalyDataset, i: int) -> dict:
     s, S = self.samples[i], self.image_size

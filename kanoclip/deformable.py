@@ -49,21 +49,28 @@ class RelPosBias(nn.Module):
         self.table = nn.Parameter(torch.zeros(n_heads, table_size, table_size))  # [M, T(dy), T(dx)]
         nn.init.trunc_normal_(self.table, std=0.02)
 
-    def forward(self, disp: Tensor) -> Tensor:
-        "`disp` `[B, G, Nq, P, 2]` `(dy, dx)` of group `g`'s points -> bias `[B, M, Nq, P]` (heads grouped by `g`)."
-        b, g, nq, p, _ = disp.shape
-        u = torch.sign(disp) * torch.log1p(disp.abs()) / math.log1p(self.max_disp)   # [-1, 1] up to max_disp
-        t = self.table.view(1, g, self.n_heads // g, *self.table.shape[-2:]).expand(b, -1, -1, -1, -1)
-        out = F.grid_sample(t.reshape(b * g, self.n_heads // g, *t.shape[-2:]), u.flip(-1).reshape(b * g, nq, p, 2),
-                            mode="bilinear", padding_mode="border", align_corners=True)  # [B*G, M/G, Nq, P]
-        return out.view(b, self.n_heads, nq, p)
+    def coords(self, d: Tensor) -> Tensor:
+        "Table coordinate in [-1, 1] of a displacement `d` in cells (log-spaced, constant beyond `max_disp`)."
+        return torch.sign(d) * torch.log1p(d.abs()) / math.log1p(self.max_disp)
 
-# %% ../nbs/04_deformable.ipynb #c020
+    def forward(self, points: Tensor, grid) -> Tensor:
+        "Bias `[B, M, HW, P]` between every cell of `grid` and group `g`'s `points` `[B, G, P, 2]` (heads grouped by `g`)."
+        (b, g, p, _), (h, w), mg = points.shape, grid, self.n_heads // points.shape[1]
+        ys, xs = (torch.arange(n, device=points.device, dtype=points.dtype)[:, None] for n in (h, w))
+        uy = self.coords(ys - points[:, :, None, :, 0])                           # [B, G, H, P]: rows only
+        ux = self.coords(xs - points[:, :, None, :, 1])                           # [B, G, W, P]: columns only
+        uv = torch.stack([ux[:, :, None].expand(-1, -1, h, -1, -1), uy[:, :, :, None].expand(-1, -1, -1, w, -1)], -1)
+        t = self.table.view(1, g, mg, *self.table.shape[-2:]).expand(b, -1, -1, -1, -1).flatten(0, 1)
+        out = F.grid_sample(t, uv.view(b * g, h * w, p, 2), mode="bilinear", padding_mode="border",
+                            align_corners=True)                                   # [B*G, M/G, HW, P]
+        return out.view(b, self.n_heads, h * w, p)
+
+# %% ../nbs/04_deformable.ipynb #c022
 class LayerNorm2d(nn.LayerNorm):
     "LayerNorm over the channels of a `[B, C, H, W]` map."
     def forward(self, x: Tensor) -> Tensor: return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
-# %% ../nbs/04_deformable.ipynb #c022
+# %% ../nbs/04_deformable.ipynb #c024
 class DeformableAttention(nn.Module):
     "Deformable multi-head self-attention over a patch grid (after DAT, Xia et al. 2022)."
     def __init__(self, dim: int, n_heads: int = 8, n_groups: int = 2, offset_range: float = 2.0,
@@ -82,7 +89,7 @@ class DeformableAttention(nn.Module):
             LayerNorm2d(gd), nn.GELU(), nn.Conv2d(gd, 2, 1, bias=False))         # pointwise -> (dy, dx)
         self.rpb = RelPosBias(n_heads) if rel_pos_bias else None
 
-# %% ../nbs/04_deformable.ipynb #c024
+# %% ../nbs/04_deformable.ipynb #c026
 @patch
 def offsets(self: DeformableAttention, q: Tensor, grid) -> Tensor:
     "Bounded offsets `[B, G, Hk, Wk, 2]` (`(dy, dx)` in cells) predicted from the queries `q` `[B, HW, C]`."
@@ -90,7 +97,7 @@ def offsets(self: DeformableAttention, q: Tensor, grid) -> Tensor:
     raw = self.offset_net(q.transpose(1, 2).reshape(b * g, c // g, h, w))      # [B*G, 2, Hk, Wk]
     return torch.tanh(raw).permute(0, 2, 3, 1).unflatten(0, (b, g)) * self.offset_range
 
-# %% ../nbs/04_deformable.ipynb #c026
+# %% ../nbs/04_deformable.ipynb #c028
 @patch
 def forward(self: DeformableAttention, x: Tensor, grid, return_offsets: bool = False):
     "Deformable self-attention of `x` `[B, HW, C]` on `grid` `(H, W)` -> `[B, HW, C]` (and a debug dict)."
@@ -108,9 +115,7 @@ def forward(self: DeformableAttention, x: Tensor, grid, return_offsets: bool = F
     k, v = (torch.einsum("bgpc,gdc->bgpd", xs, wkv) + bkv).chunk(2, -1)          # [B, G, P, C/G] each
     k, v = (t.unflatten(-1, (m // g, hd)).permute(0, 1, 3, 2, 4).flatten(1, 2) for t in (k, v))  # [B, M, P, hd]
     bias = None
-    if self.rpb is not None:
-        qpos = reference_points((h, w), 1, x.device, x.dtype).view(1, 1, n, 1, 2)
-        bias = self.rpb(qpos - pts[:, :, None])                                  # [B, M, N, P]
+    if self.rpb is not None: bias = self.rpb(pts, (h, w))                        # [B, M, N, P]
     out = F.scaled_dot_product_attention(q.view(b, n, m, hd).transpose(1, 2), k, v, attn_mask=bias)
     out = self.proj(out.transpose(1, 2).reshape(b, n, c))                        # [B, N, C]
     if not return_offsets: return out

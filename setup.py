@@ -35,7 +35,7 @@ setuptools.setup(
                 + ([f'License :: {lic[1]}'] if lic[1] else []),
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
-    package_data={cfg['lib_name']: ['data/*.json']},
+    package_data={cfg['lib_name']: ['assets/*.json']},
     include_package_data=True,
     install_requires=requirements,
     extras_require={'dev': dev_requirements},

@@ -24,7 +24,7 @@ __all__ = ['TINY_MODEL', 'DEFAULT_BACKBONE', 'DEFAULT_IMAGE_SIZE', 'TINY_CONFIG'
 TINY_MODEL = "kanoclip-tiny"  # name of the built-in tiny random configuration
 DEFAULT_BACKBONE = "ViT-L-14-336-quickgelu"  # the paper's backbone (DESIGN.md)
 DEFAULT_IMAGE_SIZE = 518  # 37 x 37 patches of 14 px
-TINY_CONFIG = Path(str(files("kanoclip") / "data" / f"{TINY_MODEL}.json"))  # shipped config file
+TINY_CONFIG = Path(str(files("kanoclip") / "assets" / f"{TINY_MODEL}.json"))  # shipped config file
 
 def register_tiny():
     "Register the tiny configuration with open_clip (idempotent)."

@@ -104,11 +104,11 @@ def merge_knowledge(*kbs: dict) -> dict:
     return out
 
 # %% ../nbs/03_knowledge.ipynb #c018
-BUILTIN_KNOWLEDGE = "knowledge_builtin.json"  # file name of the built-in knowledge base in kanoclip/data
+BUILTIN_KNOWLEDGE = "knowledge_builtin.json"  # file name of the built-in knowledge base in kanoclip/assets
 
 def builtin_knowledge() -> dict:
     "The built-in knowledge base shipped with kanoclip (5 descriptions per class of the paper's datasets)."
-    res = files("kanoclip") / "data" / BUILTIN_KNOWLEDGE
+    res = files("kanoclip") / "assets" / BUILTIN_KNOWLEDGE
     if not res.is_file():
         raise FileNotFoundError(f"the built-in knowledge base kanoclip/data/{BUILTIN_KNOWLEDGE} is missing from "
                                 f"this installation: reinstall kanoclip, or build one with `kanoclip knowledge`")

@@ -22,7 +22,7 @@ STOP = set("a an the of on in at to by as or and with from its it is are be can 
 
 @pytest.fixture(scope="module")
 def kb():
-    path = files("kanoclip") / "data" / "knowledge_builtin.json"
+    path = files("kanoclip") / "assets" / "knowledge_builtin.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
 

@@ -1,0 +1,85 @@
+"The `kanoclip` command line: every error path exits 2 with one line; the console script is installed."
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kanoclip.cli import main
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(capsys, *argv, says):
+    code, _, err = run(capsys, *argv)
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert says in err, err
+    return err
+
+
+def test_console_script_help():
+    out = subprocess.run(["kanoclip", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for cmd in ("prepare", "knowledge", "train", "test", "predict", "demo"): assert cmd in out.stdout
+
+
+def test_console_script_error_is_one_line(tmp_path):
+    out = subprocess.run(["kanoclip", "test", "--checkpoint", str(tmp_path / "none"), "--data", str(tmp_path),
+                          "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "does not exist" in out.stderr
+
+
+@pytest.mark.parametrize("cmd", ["prepare", "knowledge", "train", "test", "predict", "demo"])
+def test_help_of_every_command(capsys, cmd):
+    code, out, _ = run(capsys, cmd, "--help")
+    assert code == 0 and f"usage: kanoclip {cmd}" in out
+
+
+def test_unknown_dataset_name(capsys, tmp_path):
+    one_line_error(capsys, "prepare", "--dataset", "imagenet", "--root", tmp_path, says="invalid choice: 'imagenet'")
+
+
+def test_prepare_missing_root(capsys, tmp_path):
+    one_line_error(capsys, "prepare", "--dataset", "mvtec", "--root", tmp_path / "absent", says=str(tmp_path / "absent"))
+
+
+def test_prepare_empty_folder(capsys, tmp_path):
+    one_line_error(capsys, "prepare", "--dataset", "mvtec", "--root", tmp_path, says=str(tmp_path))
+
+
+def test_missing_checkpoint(capsys, tmp_path):
+    one_line_error(capsys, "test", "--checkpoint", tmp_path / "run", "--data", tmp_path, "--out", tmp_path / "o",
+                   says="does not exist")
+    one_line_error(capsys, "predict", "--checkpoint", tmp_path / "run", tmp_path, "--out", tmp_path / "o",
+                   says="does not exist")
+
+
+def test_checkpoint_folder_without_config(capsys, tmp_path):
+    (tmp_path / "run").mkdir()
+    one_line_error(capsys, "test", "--checkpoint", tmp_path / "run", "--data", tmp_path, "--out", tmp_path / "o",
+                   says="config.json is missing")
+
+
+def test_train_without_prepared_data(capsys, tmp_path):
+    one_line_error(capsys, "train", "--data", tmp_path, "--out", tmp_path / "run", "--backbone", "kanoclip-tiny",
+                   "--pretrained", "none", says="no meta.json")
+
+
+def test_train_unknown_backbone(capsys, tmp_path):
+    from kanoclip.synthetic import make_synthetic
+    root = make_synthetic(tmp_path / "data", classes=["disc"], n_train=0, n_normal=1, n_anomalous=1, size=64)
+    one_line_error(capsys, "train", "--data", root, "--out", tmp_path / "run", "--backbone", "ViT-Q-99",
+                   says="unknown backbone 'ViT-Q-99'")
+
+
+def test_missing_required_argument(capsys, tmp_path):
+    one_line_error(capsys, "train", "--out", tmp_path / "run", says="--data")
+
+
+def test_unknown_command(capsys):
+    one_line_error(capsys, "frobnicate", says="invalid choice: 'frobnicate'")

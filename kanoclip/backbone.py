@@ -128,21 +128,38 @@ def freeze(model: nn.Module) -> nn.Module:
     for p in model.parameters(): p.requires_grad_(False)
     return model.eval()
 
-# %% ../nbs/00_backbone.ipynb #c025
+# %% ../nbs/00_backbone.ipynb #c026
+def _is_torchscript(path) -> bool:
+    "True when `path` is a TorchScript archive (a zip holding compiled code)."
+    import zipfile
+    if not zipfile.is_zipfile(path): return False
+    with zipfile.ZipFile(path) as z: return any(n.split("/", 1)[-1].startswith("code/") for n in z.namelist())
+
+def _torchscript_state(path, model) -> dict:
+    "The tensors of a TorchScript archive that `model` keeps in its state dict."
+    sd = torch.jit.load(str(path), map_location="cpu").state_dict()
+    keep, meta = set(model.state_dict()), ("input_resolution", "context_length", "vocab_size")  # OpenAI's extras
+    # drop OpenAI's size records and buffers the model does not save (e.g. the text attention mask);
+    # anything else unknown stays, so a file for another architecture still fails clearly
+    return {k: v for k, v in sd.items() if k in keep or (k not in meta and not hasattr(model, k.split(".")[0]))}
+
+# %% ../nbs/00_backbone.ipynb #c027
 def _load_weights(model, path, name):
     "Load a weights file into `model`, turning unreadable or mismatched files into clear errors."
     from open_clip.factory import load_state_dict
-    try: load_state_dict(path)  # readable at all? (open_clip reads it again below, with its conversions)
+    try: sd = _torchscript_state(path, model) if _is_torchscript(path) else load_state_dict(path)
     except Exception as e:
         raise ValueError(f"cannot read weights file {path}: {type(e).__name__}: {str(e)[:200]}. "
                          f"Is it complete, and a torch or safetensors checkpoint?") from e
-    try: open_clip.load_checkpoint(model, path)
+    try:
+        if _is_torchscript(path): model.load_state_dict(sd)
+        else: open_clip.load_checkpoint(model, path)
     except Exception as e:
         first = next((l.strip() for l in str(e).splitlines() if l.strip() and "Error(s)" not in l), type(e).__name__)
         raise ValueError(f"weights file {path} does not fit backbone {name!r} ({first[:300]}). Pass the "
                          f"--backbone the file was saved from, or the file made for {name!r}") from e
 
-# %% ../nbs/00_backbone.ipynb #c026
+# %% ../nbs/00_backbone.ipynb #c028
 def load_clip(name: str = DEFAULT_BACKBONE, pretrained: str | None = "openai", image_size: int | None = None,
               device="cpu", seed: int = 0, cache_dir=None) -> Backbone:
     "Load open_clip model `name` frozen, with `pretrained` weights (tag, file or None) at `image_size` px."
@@ -164,7 +181,7 @@ def load_clip(name: str = DEFAULT_BACKBONE, pretrained: str | None = "openai", i
                     model.visual.image_size[0], tuple(tag.get("mean", OPENAI_DATASET_MEAN)),
                     tuple(tag.get("std", OPENAI_DATASET_STD)))
 
-# %% ../nbs/00_backbone.ipynb #c034
+# %% ../nbs/00_backbone.ipynb #c038
 def default_layers(n_layers: int, n_stages: int = 4) -> tuple[int, ...]:
     "Evenly spaced 1-based block indices, the last one `n_layers`."
     if not 1 <= n_stages <= n_layers: raise ValueError(f"n_stages={n_stages} must be between 1 and n_layers={n_layers}")

@@ -160,6 +160,17 @@ def _load_weights(model, path, name):
                          f"--backbone the file was saved from, or the file made for {name!r}") from e
 
 # %% ../nbs/00_backbone.ipynb #c028
+import contextlib, logging
+
+@contextlib.contextmanager
+def _quiet_open_clip():
+    "Hide open_clip's 'initialized randomly' warning: the architecture is built first and weights loaded after."
+    level = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try: yield
+    finally: logging.disable(level)
+
+# %% ../nbs/00_backbone.ipynb #c029
 def load_clip(name: str = DEFAULT_BACKBONE, pretrained: str | None = "openai", image_size: int | None = None,
               device="cpu", seed: int = 0, cache_dir=None) -> Backbone:
     "Load open_clip model `name` frozen, with `pretrained` weights (tag, file or None) at `image_size` px."
@@ -169,9 +180,9 @@ def load_clip(name: str = DEFAULT_BACKBONE, pretrained: str | None = "openai", i
         raise ValueError(f"unknown backbone {name!r}: not an open_clip model name (e.g. {DEFAULT_BACKBONE}, "
                          f"ViT-B-16, {TINY_MODEL}; see open_clip.list_models())")
     path = resolve_weights(name, pretrained, cache_dir)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _quiet_open_clip():
         torch.manual_seed(seed)
-        model = open_clip.create_model(name, pretrained=None)
+        model = open_clip.create_model(name, pretrained=None)   # weights, if any, are loaded below
     if not hasattr(model.visual, "transformer") or not hasattr(model.visual, "class_embedding"):
         raise ValueError(f"backbone {name!r} has no ViT image tower with a class token; kanoclip needs one")
     if path: _load_weights(model, path, name)
@@ -181,7 +192,7 @@ def load_clip(name: str = DEFAULT_BACKBONE, pretrained: str | None = "openai", i
                     model.visual.image_size[0], tuple(tag.get("mean", OPENAI_DATASET_MEAN)),
                     tuple(tag.get("std", OPENAI_DATASET_STD)))
 
-# %% ../nbs/00_backbone.ipynb #c038
+# %% ../nbs/00_backbone.ipynb #c039
 def default_layers(n_layers: int, n_stages: int = 4) -> tuple[int, ...]:
     "Evenly spaced 1-based block indices, the last one `n_layers`."
     if not 1 <= n_stages <= n_layers: raise ValueError(f"n_stages={n_stages} must be between 1 and n_layers={n_layers}")

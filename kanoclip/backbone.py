@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_backbone.ipynb #c003
 from __future__ import annotations
-import os, socket
+import contextlib, logging, os, socket
 from importlib.resources import files
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,8 +160,6 @@ def _load_weights(model, path, name):
                          f"--backbone the file was saved from, or the file made for {name!r}") from e
 
 # %% ../nbs/00_backbone.ipynb #c028
-import contextlib, logging
-
 @contextlib.contextmanager
 def _quiet_open_clip():
     "Hide open_clip's 'initialized randomly' warning: the architecture is built first and weights loaded after."

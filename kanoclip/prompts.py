@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from fastcore.basics import patch
-from open_clip.transformer import TextTransformer, text_global_pool
+from open_clip.transformer import TextTransformer, ResidualAttentionBlock, text_global_pool
 
 # %% auto #0
 __all__ = ['NORMAL_WORDS', 'ABNORMAL_WORDS', 'PLACEHOLDER', 'TEMPLATES', 'clean_class_name', 'TextTower', 'text_tower',
-           'pool_index', 'run_text_tower', 'encode_texts', 'PromptLearner', 'FixedPrompts']
+           'pool_index', 'run_text_tower', 'encode_texts', 'PromptLearner', 'run_text_tower_prefixed', 'FixedPrompts']
 
 # %% ../nbs/02_prompts.ipynb #c006
 NORMAL_WORDS = ("normal", "perfect", "flawless", "unblemished", "good")     # [Normal] of eq. 1
@@ -87,9 +87,13 @@ def run_text_tower(tower: TextTower, x: torch.Tensor, tokens: torch.Tensor, leng
     x = x + tower.positional_embedding[:length].to(x.dtype)
     x = tower.ln_final(tower.transformer(x, attn_mask=mask))   # [N, length, D]
     x = text_global_pool(x, tokens, tower.pool_type, eos_token_id=tower.eos_id)  # [N, D]
+    return _project(tower, x)
+
+def _project(tower: TextTower, x: torch.Tensor) -> torch.Tensor:
+    "The text projection of pooled features `x` [N, D] -> [N, C] (identity if the tower has none)."
     p = tower.text_projection
     if p is None: return x
-    return p(x) if isinstance(p, nn.Linear) else x @ p        # [N, C]
+    return p(x) if isinstance(p, nn.Linear) else x @ p
 
 # %% ../nbs/02_prompts.ipynb #c017
 def encode_texts(clip_model, tokenizer, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
@@ -188,6 +192,42 @@ def _check_classes(class_names) -> list[str]:
     return class_names
 
 # %% ../nbs/02_prompts.ipynb #c030
+def _prefix_ok(tower: TextTower, idx, lp: int) -> bool:
+    "Whether the transformer can run as shared prefixes + suffixes: causal, pooled after the prefix, plain blocks."
+    t = tower.transformer
+    blocks = getattr(t, "resblocks", None)
+    if tower.attn_mask is None or idx is None or len(idx) == 0 or int(idx.min()) < lp or blocks is None: return False
+    if not getattr(t, "batch_first", True) or getattr(t, "grad_checkpointing", False): return False
+    return all(type(r) is ResidualAttentionBlock and not hasattr(r, "ln_1_kv") and r.attn.batch_first
+               and r.attn._qkv_same_embed_dim and r.attn.bias_k is None and not r.attn.add_zero_attn
+               and (r.attn.dropout == 0 or not r.attn.training) for r in blocks)
+
+def _block_prefixed(r, p, s, owner, mask):
+    "One open_clip `ResidualAttentionBlock` on prefixes `p` [S, Lp, D] and suffixes `s` [N, Ls, D] (row i continues p[owner[i]])."
+    a, lp = r.attn, p.shape[1]
+    heads = lambda t: t.unflatten(-1, (a.num_heads, -1)).transpose(1, 2)            # [., M, L, D/M]
+    (qp, kp, vp), (qs, ks, vs) = (F.linear(r.ln_1(x), a.in_proj_weight, a.in_proj_bias).chunk(3, -1) for x in (p, s))
+    mask = mask.to(p.dtype)
+    op = F.scaled_dot_product_attention(heads(qp), heads(kp), heads(vp), attn_mask=mask[:lp, :lp])
+    os = F.scaled_dot_product_attention(heads(qs), heads(torch.cat([kp[owner], ks], 1)),
+                                        heads(torch.cat([vp[owner], vs], 1)), attn_mask=mask[lp:])  # suffix sees its prefix
+    p, s = (x + r.ls_1(a.out_proj(o.transpose(1, 2).flatten(2))) for x, o in ((p, op), (s, os)))
+    return p + r.ls_2(r.mlp(r.ln_2(p))), s + r.ls_2(r.mlp(r.ln_2(s)))
+
+def run_text_tower_prefixed(tower: TextTower, prefix: torch.Tensor, suffix: torch.Tensor, owner: torch.Tensor,
+                            tokens: torch.Tensor) -> torch.Tensor:
+    "`run_text_tower` of `cat([prefix[owner], suffix], 1)`: prefixes [S, Lp, D], suffixes [N, L - Lp, D], tokens [N, L] -> [N, C]."
+    lp = prefix.shape[1]
+    idx = pool_index(tower, tokens) if tower.attn_mask is not None else None
+    if not _prefix_ok(tower, idx, lp): return run_text_tower(tower, torch.cat([prefix[owner], suffix], 1), tokens)
+    n = int(idx.max()) + 1                                                         # cut after the last pooled token
+    pos = tower.positional_embedding[:n].to(prefix.dtype)
+    p, s = prefix + pos[:lp], suffix[:, :n - lp] + pos[lp:]
+    for r in tower.transformer.resblocks: p, s = _block_prefixed(r, p, s, owner, tower.attn_mask[:n, :n])
+    x = text_global_pool(tower.ln_final(s), tokens[:, lp:n], tower.pool_type, eos_token_id=tower.eos_id)  # [N, D]
+    return _project(tower, x)
+
+# %% ../nbs/02_prompts.ipynb #c034
 @patch
 def encode_prompts(self: PromptLearner, class_names) -> torch.Tensor:
     "L2-normalised feature of every prompt: [n_classes, |W_n| + |W_a|, C], normal words first."
@@ -197,12 +237,12 @@ def encode_prompts(self: PromptLearner, class_names) -> torch.Tensor:
     tok = self._tokens(names, dev)                                       # [P, L], P = n * (Wn + Wa)
     with torch.no_grad(): emb = tw.token_embedding(tok).to(dt)           # [P, L, D], frozen
     state = torch.tensor([0] * Wn + [1] * Wa, device=dev).repeat(len(names))  # [P]: 0 normal, 1 abnormal
-    ctx = torch.stack([self.ctx_normal, self.ctx_abnormal]).to(dt)[state]     # [P, K, D]
-    x = torch.cat([emb[:, :s], ctx, emb[:, s + K:]], dim=1)               # context spliced in
-    f = run_text_tower(tw, x, tok)                                       # [P, C]
+    ctx = torch.stack([self.ctx_normal, self.ctx_abnormal]).to(dt)       # [2, K, D]
+    prefix = torch.cat([emb[:1, :s].expand(2, -1, -1), ctx], dim=1)      # [2, s + K, D]: start token(s), context
+    f = run_text_tower_prefixed(tw, prefix, emb[:, s + K:], state, tok)  # [P, C]: prefix of each state run once
     return F.normalize(f.to(self.ctx_normal.dtype), dim=-1).view(len(names), Wn + Wa, -1)
 
-# %% ../nbs/02_prompts.ipynb #c031
+# %% ../nbs/02_prompts.ipynb #c035
 @patch
 def forward(self: PromptLearner, class_names) -> torch.Tensor:
     "F_text [n_classes, 2, C]: L2-normalised mean over state words, [:, 0] normal, [:, 1] abnormal."
@@ -211,7 +251,7 @@ def forward(self: PromptLearner, class_names) -> torch.Tensor:
     f = torch.stack([f[:, :Wn].mean(1), f[:, Wn:].mean(1)], dim=1)        # [n, 2, C]
     return F.normalize(f, dim=-1)
 
-# %% ../nbs/02_prompts.ipynb #c053
+# %% ../nbs/02_prompts.ipynb #c057
 TEMPLATES = ("a photo of the {}.", "a cropped photo of the {}.", "a close-up photo of the {}.",
              "a bright photo of the {}.", "a dark photo of the {}.")  # hand-written prompt templates
 
@@ -234,7 +274,7 @@ class FixedPrompts(nn.Module):
     def clip_model(self): return self._clip[0]
     def extra_repr(self): return f"templates={len(self.templates)}, normal_words={self.normal_words}, abnormal_words={self.abnormal_words}"
 
-# %% ../nbs/02_prompts.ipynb #c054
+# %% ../nbs/02_prompts.ipynb #c058
 @patch
 def prompt_texts(self: FixedPrompts, class_name: str) -> tuple[list[str], list[str]]:
     "The (normal, abnormal) sentences for `class_name`."

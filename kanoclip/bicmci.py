@@ -27,12 +27,42 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         context = x if context is None else context
+        (n, c), l, m = x.shape[-2:], context.shape[1], self.n_heads
+        if m * l < c and l < n: return self._few_keys(x, context)      # e.g. patches querying the 2 text tokens
+        if m * n < c and n < l: return self._few_queries(x, context)   # e.g. the 2 text tokens querying the patches
+        return self._sdpa(x, context)
+
+    def _sdpa(self, x: Tensor, context: Tensor) -> Tensor:
         heads = lambda t: t.unflatten(-1, (self.n_heads, -1)).transpose(1, 2)      # [B, M, L, C/M]
         k, v = self.kv(context).chunk(2, -1)
         out = F.scaled_dot_product_attention(heads(self.q(x)), heads(k), heads(v))  # [B, M, N, C/M]
         return self.proj(out.transpose(1, 2).flatten(2))
 
-# %% ../nbs/05_bicmci.ipynb #c009
+# %% ../nbs/05_bicmci.ipynb #c008
+@patch
+def _few_keys(self: Attention, x: Tensor, context: Tensor) -> Tensor:
+    "`forward` for a short `context`: the query and output projections folded into its `M L` key/value vectors."
+    (b, n, c), l, m = x.shape, context.shape[1], self.n_heads
+    k, v = (t.unflatten(-1, (m, c // m)) for t in self.kv(context).chunk(2, -1))     # [B, L, M, d]
+    kq = torch.einsum("blmd,mdc->bmlc", k, self.q.weight.view(m, c // m, c))        # W_q^h^T k_l^h  [B, M, L, C]
+    kb = torch.einsum("blmd,md->bml", k, self.q.bias.view(m, c // m))               # b_q^h . k_l^h  [B, M, L]
+    logits = (x @ kq.flatten(1, 2).transpose(1, 2) + kb.flatten(1)[:, None]) / math.sqrt(c // m)  # [B, N, M*L]
+    a = logits.unflatten(-1, (m, l)).softmax(-1).flatten(2)                          # per head over the L keys
+    vo = torch.einsum("blmd,cmd->bmlc", v, self.proj.weight.view(c, m, c // m))     # W_o^h v_l^h    [B, M, L, C]
+    return a @ vo.flatten(1, 2) + self.proj.bias                                    # [B, N, C]
+
+@patch
+def _few_queries(self: Attention, x: Tensor, context: Tensor) -> Tensor:
+    "`forward` for few queries: the key and value projections folded into the `M N` query vectors."
+    (b, n, c), m = x.shape, self.n_heads
+    q = self.q(x).unflatten(-1, (m, c // m))                                         # [B, N, M, d]
+    wk, wv = self.kv.weight.view(2, m, c // m, c).unbind(0)                         # [M, d, C] each
+    qk = torch.einsum("bnmd,mdc->bmnc", q, wk).flatten(1, 2)                        # W_k^h^T q_n^h  [B, M*N, C]
+    a = (qk @ context.transpose(1, 2) / math.sqrt(c // m)).softmax(-1)              # [B, M*N, L]
+    o = torch.einsum("bmnc,mdc->bnmd", (a @ context).unflatten(1, (m, n)), wv)      # W_v^h sum_j a_j x_j
+    return self.proj((o + self.kv.bias.view(2, m, c // m)[1]).flatten(2))          # [B, N, C]
+
+# %% ../nbs/05_bicmci.ipynb #c012
 class BiCA(nn.Module):
     "Bi-directional cross-attention block for one stage: text SA, deformable visual SA, text->visual and visual->text CA."
     def __init__(self, dim: int, n_heads: int = 8, deformable: bool = True, **deform_kw):
@@ -46,7 +76,7 @@ class BiCA(nn.Module):
         for branch in (self.text_attn, self.vis_attn, self.t2v, self.v2t):
             nn.init.zeros_(branch.proj.weight); nn.init.zeros_(branch.proj.bias)
 
-# %% ../nbs/05_bicmci.ipynb #c011
+# %% ../nbs/05_bicmci.ipynb #c014
 @patch
 def forward(self: BiCA, patches: Tensor, text: Tensor, grid) -> tuple[Tensor, Tensor]:
     "`patches` `[B, HW, C]`, `text` `[B, 2, C]` on `grid` `(H, W)` -> updated `(patches, text)`, same shapes."
@@ -56,7 +86,7 @@ def forward(self: BiCA, patches: Tensor, text: Tensor, grid) -> tuple[Tensor, Te
     vx, tx = self.norm_vx(v), self.norm_tx(t)
     return v + self.t2v(vx, tx), t + self.v2t(tx, vx)                                # (iii) [B, HW, C], (iv) [B, 2, C]
 
-# %% ../nbs/05_bicmci.ipynb #c016
+# %% ../nbs/05_bicmci.ipynb #c019
 def _size(image_size) -> tuple[int, int]:
     "`image_size` (int or `(h, w)`) as a pair of positive ints."
     s = (image_size, image_size) if isinstance(image_size, int) else tuple(int(i) for i in image_size)
@@ -75,11 +105,18 @@ def stage_maps(patches: list, text: Tensor, grid, image_size, temperature: float
     "`stage_map` of every stage: plain patch-text similarity maps, one `[B, 2, S, S]` per stage."
     return [stage_map(p, text, grid, image_size, temperature) for p in patches]
 
-# %% ../nbs/05_bicmci.ipynb #c020
+# %% ../nbs/05_bicmci.ipynb #c023
 def _reflect_index(n: int, r: int, device=None) -> Tensor:
     "Indices of `n` samples padded by `r` on each side in scipy's mode='reflect' (half-sample symmetric)."
     i = torch.arange(-r, n + r, device=device) % (2 * n)
     return torch.where(i >= n, 2 * n - 1 - i, i)
+
+def _filter_matrix(n: int, k: Tensor) -> Tensor:
+    "`[n, n]` matrix `A` of the 1-d filter `k` (length 2r + 1) with scipy's reflect border: `A @ x` filters the columns of `x`."
+    r = (len(k) - 1) // 2
+    rows = torch.arange(n)[:, None].expand(n, 2 * r + 1)                               # output sample i ...
+    cols = _reflect_index(n, r)[torch.arange(n)[:, None] + torch.arange(2 * r + 1)]    # ... reads these (reflected)
+    return k.new_zeros(n, n).index_put_((rows.flatten(), cols.flatten()), k.repeat(n), accumulate=True)
 
 def gaussian_blur(x: Tensor, sigma: float = 4.0, truncate: float = 4.0) -> Tensor:
     "Gaussian filter of each map of `x` `[B, H, W]` as `scipy.ndimage.gaussian_filter` (mode='reflect'); `sigma <= 0`: identity."
@@ -87,13 +124,11 @@ def gaussian_blur(x: Tensor, sigma: float = 4.0, truncate: float = 4.0) -> Tenso
     if sigma <= 0: return x
     r = int(truncate * sigma + 0.5)
     k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float64) / sigma) ** 2)
-    k = (k / k.sum()).to(x.device, torch.promote_types(x.dtype, torch.float32))
-    (b, h, w), y = x.shape, x.to(k.dtype)[:, None]                                      # [B, 1, H, W]
-    y = F.conv2d(y.index_select(3, _reflect_index(w, r, x.device)), k.view(1, 1, 1, -1))  # along W
-    y = F.conv2d(y.index_select(2, _reflect_index(h, r, x.device)), k.view(1, 1, -1, 1))  # along H
-    return y[:, 0].to(x.dtype)
+    k, dt, (b, h, w) = k / k.sum(), torch.promote_types(x.dtype, torch.float32), x.shape
+    a_h, a_w = (_filter_matrix(n, k).to(x.device, dt) for n in (h, w))
+    return (a_h @ x.to(dt) @ a_w.T).to(x.dtype)                                        # along H, then along W
 
-# %% ../nbs/05_bicmci.ipynb #c024
+# %% ../nbs/05_bicmci.ipynb #c027
 def fuse_maps(maps: list, sigma: float = 4.0) -> dict:
     "Eq. 9-10: mean over the stage maps `[B, 2, S, S]` per channel, and `M = G_sigma(M^a + 1 - M^n) / 2`."
     mean = torch.stack(maps).mean(0)                                                  # [B, 2, S, S]
@@ -101,7 +136,7 @@ def fuse_maps(maps: list, sigma: float = 4.0) -> dict:
     return dict(stage_maps=maps, normal_map=normal, abnormal_map=abnormal,
                 anomaly_map=gaussian_blur(abnormal + 1 - normal, sigma) / 2)
 
-# %% ../nbs/05_bicmci.ipynb #c026
+# %% ../nbs/05_bicmci.ipynb #c029
 class BiCMCI(nn.Module):
     "Bi-CMCI (eq. 9-10): one BiCA block per stage, per-stage similarity maps, Gaussian-smoothed fusion."
     def __init__(self, dim: int, n_stages: int = 4, n_heads: int = 8, sigma: float = 4.0,
@@ -112,7 +147,7 @@ class BiCMCI(nn.Module):
         self.dim, self.n_stages, self.sigma, self.temperature, self.enabled = dim, n_stages, sigma, temperature, enabled
         self.blocks = nn.ModuleList([BiCA(dim, n_heads, **bica_kw) for _ in range(n_stages)] if enabled else [])
 
-# %% ../nbs/05_bicmci.ipynb #c028
+# %% ../nbs/05_bicmci.ipynb #c031
 @patch
 def _check(self: BiCMCI, patches, text, grid):
     "Validated `(patches list, text [B, 2, C], (H, W))`."
@@ -129,7 +164,7 @@ def _check(self: BiCMCI, patches, text, grid):
         raise ValueError(f"text has shape {tuple(text.shape)}: expected [B, 2, {self.dim}] (or [2, {self.dim}]) with B={shape[0]}")
     return list(patches), text.expand(shape[0], -1, -1), check_grid(grid, shape[1])
 
-# %% ../nbs/05_bicmci.ipynb #c029
+# %% ../nbs/05_bicmci.ipynb #c032
 @patch
 def forward(self: BiCMCI, patches: list, text: Tensor, grid, image_size) -> dict:
     "Stage features `[B, HW, C]` per stage and text `[B, 2, C]` -> dict(stage_maps, normal_map, abnormal_map, anomaly_map)."

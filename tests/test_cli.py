@@ -83,3 +83,30 @@ def test_missing_required_argument(capsys, tmp_path):
 
 def test_unknown_command(capsys):
     one_line_error(capsys, "frobnicate", says="invalid choice: 'frobnicate'")
+
+
+def test_knowledge_offline_for_classes_and_dataset(capsys, tmp_path):
+    "Offline defaults: built-in class descriptions, mask-grounded image descriptions; resumable file."
+    import json
+    from kanoclip.synthetic import make_synthetic
+    code, out, err = run(capsys, "knowledge", "--classes", "bottle", "metal_nut", "--out", tmp_path / "kb.json")
+    assert code == 0, err
+    kb = json.loads((tmp_path / "kb.json").read_text())
+    assert sorted(kb["classes"]) == ["bottle", "metal_nut"] and all(len(e["llm"]) == 5 for e in kb["classes"].values())
+    root = make_synthetic(tmp_path / "data", classes=["disc"], n_train=0, n_normal=1, n_anomalous=2, size=64)
+    one_line_error(capsys, "knowledge", "--data", root, "--out", tmp_path / "kb2.json", says="'disc'")
+    one_line_error(capsys, "knowledge", "--classes", "bottle", "--out", tmp_path / "kb3.json",
+                   "--api-key-env", "KANOCLIP_NO_SUCH_VAR", says="KANOCLIP_NO_SUCH_VAR")
+
+
+def test_knowledge_for_a_prepared_dataset(capsys, tmp_path, bottle_root):
+    "The real MVTec AD bottle split: one mask-grounded description per anomalous image."
+    import json, shutil
+    from kanoclip.data import prepare_dataset
+    data = tmp_path / "mvtec"; shutil.copytree(bottle_root, data)
+    prepare_dataset("mvtec", data)
+    code, _, err = run(capsys, "knowledge", "--data", data, "--out", tmp_path / "kb.json")
+    assert code == 0, err
+    kb = json.loads((tmp_path / "kb.json").read_text())
+    assert list(kb["classes"]) == ["bottle"] and len(kb["images"]) == 63
+    assert all(len(e["vqa"]) == 1 and e["vqa"][0] for e in kb["images"].values())

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from fastcore.basics import patch
-from open_clip.transformer import TextTransformer, ResidualAttentionBlock, text_global_pool
+from open_clip.transformer import TextTransformer, text_global_pool
 
 # %% auto #0
 __all__ = ['NORMAL_WORDS', 'ABNORMAL_WORDS', 'PLACEHOLDER', 'TEMPLATES', 'clean_class_name', 'TextTower', 'text_tower',
@@ -192,40 +192,25 @@ def _check_classes(class_names) -> list[str]:
     return class_names
 
 # %% ../nbs/02_prompts.ipynb #c030
-def _prefix_ok(tower: TextTower, idx, lp: int) -> bool:
-    "Whether the transformer can run as shared prefixes + suffixes: causal, pooled after the prefix, plain blocks."
-    t = tower.transformer
-    blocks = getattr(t, "resblocks", None)
-    if tower.attn_mask is None or idx is None or len(idx) == 0 or int(idx.min()) < lp or blocks is None: return False
-    if not getattr(t, "batch_first", True) or getattr(t, "grad_checkpointing", False): return False
-    return all(type(r) is ResidualAttentionBlock and not hasattr(r, "ln_1_kv") and r.attn.batch_first
-               and r.attn._qkv_same_embed_dim and r.attn.bias_k is None and not r.attn.add_zero_attn
-               and (r.attn.dropout == 0 or not r.attn.training) for r in blocks)
-
-def _block_prefixed(r, p, s, owner, mask):
-    "One open_clip `ResidualAttentionBlock` on prefixes `p` [S, Lp, D] and suffixes `s` [N, Ls, D] (row i continues p[owner[i]])."
-    a, lp = r.attn, p.shape[1]
-    heads = lambda t: t.unflatten(-1, (a.num_heads, -1)).transpose(1, 2)            # [., M, L, D/M]
-    (qp, kp, vp), (qs, ks, vs) = (F.linear(r.ln_1(x), a.in_proj_weight, a.in_proj_bias).chunk(3, -1) for x in (p, s))
-    mask = mask.to(p.dtype)
-    op = F.scaled_dot_product_attention(heads(qp), heads(kp), heads(vp), attn_mask=mask[:lp, :lp])
-    os = F.scaled_dot_product_attention(heads(qs), heads(torch.cat([kp[owner], ks], 1)),
-                                        heads(torch.cat([vp[owner], vs], 1)), attn_mask=mask[lp:])  # suffix sees its prefix
-    p, s = (x + r.ls_1(a.out_proj(o.transpose(1, 2).flatten(2))) for x, o in ((p, op), (s, os)))
-    return p + r.ls_2(r.mlp(r.ln_2(p))), s + r.ls_2(r.mlp(r.ln_2(s)))
-
 def run_text_tower_prefixed(tower: TextTower, prefix: torch.Tensor, suffix: torch.Tensor, owner: torch.Tensor,
                             tokens: torch.Tensor) -> torch.Tensor:
     "`run_text_tower` of `cat([prefix[owner], suffix], 1)`: prefixes [S, Lp, D], suffixes [N, L - Lp, D], tokens [N, L] -> [N, C]."
-    lp = prefix.shape[1]
+    (ns, lp, _), dev = prefix.shape, prefix.device
     idx = pool_index(tower, tokens) if tower.attn_mask is not None else None
-    if not _prefix_ok(tower, idx, lp): return run_text_tower(tower, torch.cat([prefix[owner], suffix], 1), tokens)
-    n = int(idx.max()) + 1                                                         # cut after the last pooled token
-    pos = tower.positional_embedding[:n].to(prefix.dtype)
-    p, s = prefix + pos[:lp], suffix[:, :n - lp] + pos[lp:]
-    for r in tower.transformer.resblocks: p, s = _block_prefixed(r, p, s, owner, tower.attn_mask[:n, :n])
-    x = text_global_pool(tower.ln_final(s), tokens[:, lp:n], tower.pool_type, eos_token_id=tower.eos_id)  # [N, D]
-    return _project(tower, x)
+    if idx is None or len(idx) == 0 or int(idx.min()) < lp:
+        return run_text_tower(tower, torch.cat([prefix[owner], suffix], 1), tokens)
+    n = idx + 1 - lp                                                      # [N] suffix tokens up to the pooled one
+    pe = tower.positional_embedding.to(prefix.dtype)
+    keep = torch.arange(suffix.shape[1], device=dev) < n[:, None]         # [N, L - Lp]
+    x = torch.cat([(prefix + pe[:lp]).flatten(0, 1), (suffix + pe[lp:tokens.shape[1]])[keep]])  # [T, D] packed
+    seq = torch.cat([torch.arange(ns, device=dev).repeat_interleave(lp),  # own sequence of every packed token
+                     ns + torch.arange(len(n), device=dev).repeat_interleave(n)])
+    ctx = torch.cat([torch.arange(ns, device=dev).repeat_interleave(lp), owner.repeat_interleave(n)])  # its prefix
+    pos = torch.cat([torch.arange(lp, device=dev).repeat(ns), lp + keep.nonzero()[:, 1]])  # its position
+    see = (pos[None] <= pos[:, None]) & ((seq[None] == seq[:, None]) | (seq[None] == ctx[:, None]))  # [T, T]
+    mask = torch.zeros(see.shape, dtype=x.dtype, device=dev).masked_fill_(~see, float("-inf"))  # additive, like CLIP's
+    h = tower.transformer(x[None], attn_mask=mask)[0]                     # [T, D]
+    return _project(tower, tower.ln_final(h[ns * lp + n.cumsum(0) - 1]))  # the pooled token of every prompt
 
 # %% ../nbs/02_prompts.ipynb #c034
 @patch

@@ -42,6 +42,7 @@ class KAnoCLIPConfig:
     n_heads: int = 8                        # attention heads in every BiCA block
     deform_groups: int = 2                  # offset groups of the deformable self-attention
     offset_range: float = 2.0               # bound of the deformable offsets, in patches
+    deform_stride: int = 2                  # one deformable key/value point per stride x stride patches (DAT's r)
     adapter_bottleneck: int | None = None   # Conv-Adapter bottleneck width; None -> embed_dim // 4
     sigma: float = 4.0                      # Gaussian smoothing of the fused map, in pixels (eq. 10)
     temperature: float = 0.07               # softmax temperature of patch-text and image-text similarity
@@ -87,7 +88,7 @@ class KAnoCLIP(nn.Module):
                         else FixedPrompts(bb.model, bb.tokenizer, **words))
         self.bicmci = BiCMCI(dim, n_stages=len(self.encoder.layers), n_heads=c.n_heads, sigma=c.sigma,
                              temperature=c.temperature, enabled=c.use_bicmci,
-                             n_groups=c.deform_groups, offset_range=c.offset_range)
+                             n_groups=c.deform_groups, offset_range=c.offset_range, stride=c.deform_stride)
         self.adapter = ConvAdapter(dim, bottleneck=c.adapter_bottleneck) if c.use_adapter else nn.Identity()
         self._text_cache = {}
 

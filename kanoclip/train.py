@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_train.ipynb #c003
 from __future__ import annotations
-import hashlib, json, os, random, shutil, time
+import hashlib, json, os, random, shutil, signal, threading, time
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from .knowledge import KnowledgeBank, build_knowledge, load_knowledge
 # %% auto #0
 __all__ = ['RESUME_FILE', 'TrainConfig', 'seed_everything', 'epoch_order', 'encoder_key', 'content_key', 'FeatureCache',
            'save_resume', 'load_resume', 'batch_features', 'fill_cache', 'train_step', 'make_optimizer',
-           'resolve_device', 'training_knowledge', 'train']
+           'resolve_device', 'training_knowledge', 'deferred_interrupt', 'train']
 
 # %% ../nbs/12_train.ipynb #c006
 @dataclass
@@ -229,7 +229,21 @@ def training_knowledge(model: KAnoCLIP, datasets: list, path, out: Path) -> Know
             kb["classes"].update(part["classes"]); kb["images"].update(part["images"]); kb["meta"] = part["meta"]
     return KnowledgeBank(model.clip, model.backbone.tokenizer, kb, classes=classes)
 
-# %% ../nbs/12_train.ipynb #c031
+# %% ../nbs/12_train.ipynb #c032
+class deferred_interrupt:
+    "Context manager: the first SIGINT sets `requested` instead of raising; a second one raises at once."
+    def __enter__(self):
+        self.requested, self._old = False, None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+    def _handle(self, signum, frame):
+        if self.requested: raise KeyboardInterrupt
+        self.requested = True
+    def __exit__(self, *exc):
+        if self._old is not None: signal.signal(signal.SIGINT, self._old)
+
+# %% ../nbs/12_train.ipynb #c034
 def _check_roots(data) -> list[Path]:
     roots = [Path(d) for d in ([data] if isinstance(data, (str, Path)) else data)]
     if not roots: raise ValueError("--data: give at least one prepared dataset folder")
@@ -251,7 +265,7 @@ def _resumed(out: Path, mc: KAnoCLIPConfig, tc: TrainConfig):
     doc = read_checkpoint_config(out)
     return KAnoCLIPConfig.from_dict(doc["model"], str(out / "config.json")), TrainConfig(**doc["train"])
 
-# %% ../nbs/12_train.ipynb #c032
+# %% ../nbs/12_train.ipynb #c035
 def train(model_config: KAnoCLIPConfig, train_config: TrainConfig, data, out_dir, resume: bool = False,
           progress: bool = True) -> dict:
     "Train KAnoCLIP on the prepared dataset folder(s) `data`; checkpoints go to `out_dir` after every epoch."
@@ -278,7 +292,7 @@ def train(model_config: KAnoCLIPConfig, train_config: TrainConfig, data, out_dir
     if compile_: model.bicmci.forward = torch.compile(model.bicmci.forward)
     return _fit(model, opt, ds, keys, cache, bank, tc, out, pos, extra, amp, device, progress)
 
-# %% ../nbs/12_train.ipynb #c033
+# %% ../nbs/12_train.ipynb #c036
 def _batches(n: int, tc: TrainConfig, epoch: int) -> list[list[int]]:
     order = epoch_order(n, tc.seed, epoch)
     return [order[i:i + tc.batch_size] for i in range(0, n, tc.batch_size)]
@@ -288,28 +302,32 @@ def _fit(model, opt, ds, keys, cache, bank, tc, out, pos, extra, amp, device, pr
     t0, hist = time.time(), []
     fill_cache(model, ds, keys, cache, _batches(len(ds), tc, 0), device, tc.num_workers, progress)
     model.train()
-    for epoch in range(pos["epoch"], tc.epochs):
-        batches = _batches(len(ds), tc, epoch)
-        done = pos["batch"] if epoch == pos["epoch"] else 0
-        cached = {k for k in set(keys) if k in cache}
-        loader = DataLoader(_Uncached(ds, keys, cached), batch_sampler=batches[done:], num_workers=tc.num_workers, collate_fn=list)
-        sums, te = {}, time.time()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not progress, leave=False)
-        try:
-            for items in bar:
-                losses = train_step(model, opt, *batch_features(model, cache, items, keys, device), bank=bank, amp=amp)
-                done += 1
-                for k, v in losses.items(): sums[k] = sums.get(k, 0.0) + v * len(items)
-                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
-        except KeyboardInterrupt:
-            _checkpoint(model, opt, out, epoch, done, extra)
-            print(f"\ninterrupted: saved epoch {epoch + 1}, batch {done} to {out}; continue with --resume")
-            raise
-        rec = dict(epoch=epoch + 1, seconds=round(time.time() - te, 3), **{k: v / len(ds) for k, v in sums.items()})
-        hist.append(rec)
-        with open(out / "log.jsonl", "a") as f: f.write(json.dumps(rec) + "\n")
-        _checkpoint(model, opt, out, epoch + 1, 0, extra)
-        if progress: print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()))
+    with deferred_interrupt() as stop:
+        for epoch in range(pos["epoch"], tc.epochs):
+            batches = _batches(len(ds), tc, epoch)
+            done = pos["batch"] if epoch == pos["epoch"] else 0
+            cached = {k for k in set(keys) if k in cache}
+            loader = DataLoader(_Uncached(ds, keys, cached), batch_sampler=batches[done:], num_workers=tc.num_workers, collate_fn=list)
+            sums, te = {}, time.time()
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not progress, leave=False)
+            try:
+                for items in bar:
+                    losses = train_step(model, opt, *batch_features(model, cache, items, keys, device), bank=bank, amp=amp)
+                    done += 1
+                    for k, v in losses.items(): sums[k] = sums.get(k, 0.0) + v * len(items)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+                    if stop.requested and done < len(batches): raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                _checkpoint(model, opt, out, epoch, done, extra)
+                print(f"\ninterrupted: saved epoch {epoch + 1}, batch {done} to {out}; continue with --resume")
+                raise
+            rec = dict(epoch=epoch + 1, seconds=round(time.time() - te, 3), **{k: v / len(ds) for k, v in sums.items()})
+            hist.append(rec)
+            with open(out / "log.jsonl", "a") as f: f.write(json.dumps(rec) + "\n")
+            _checkpoint(model, opt, out, epoch + 1, 0, extra)
+            if progress: print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()))
+            if stop.requested:
+                print(f"interrupted: saved epoch {epoch + 1} to {out}; continue with --resume"); raise KeyboardInterrupt
     model.eval()
     return dict(run_dir=str(out), epochs=hist, cache=dict(mode=cache.mode, hits=cache.hits, misses=cache.misses),
                 seconds=round(time.time() - t0, 3))

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['DATASETS', 'IMG_EXTS', 'SPLITS', 'SAMPLE_KEYS', 'OPENAI_MEAN', 'OPENAI_STD', 'MASK_DIRS', 'load_image', 'load_mask',
-           'write_meta', 'validate_meta', 'load_meta', 'prepare_dataset', 'meta_summary', 'AnomalyDataset']
+           'write_meta', 'validate_meta', 'load_meta', 'prepare_dataset', 'meta_summary', 'AnomalyDataset',
+           'to_model_input']
 
 # %% ../nbs/09_data.ipynb #c006
 DATASETS = ("mvtec", "visa", "mpdd", "btad", "sdd", "dagm",
@@ -502,12 +503,18 @@ def _check(self: AnomalyDataset, samples: list) -> list:
                       f"see .skipped for the list")
     return good
 
-# %% ../nbs/09_data.ipynb #c064
+# %% ../nbs/09_data.ipynb #c065
+def to_model_input(img: Image.Image, size: int, mean, std) -> torch.Tensor:
+    "`img` (RGB) as a normalised model input `[3, size, size]` (bicubic resize, CLIP-style normalisation)."
+    x = torch.from_numpy(np.array(img.resize((size, size), Image.BICUBIC), dtype=np.float32) / 255).permute(2, 0, 1)
+    m, s = (torch.as_tensor(v, dtype=torch.float32).view(3, 1, 1) for v in (mean, std))
+    return (x - m) / s
+
+# %% ../nbs/09_data.ipynb #c066
 @patch
 def __getitem__(self: AnomalyDataset, i: int) -> dict:
     s, S = self.samples[i], self.image_size
     img, mask = self._read(s)
-    x = torch.from_numpy(np.array(img.resize((S, S), Image.BICUBIC), dtype=np.float32) / 255).permute(2, 0, 1)
     m = torch.zeros(S, S) if mask is None else torch.from_numpy(_resize_mask(mask, S).astype(np.float32))
-    return dict(image=(x - self.mean) / self.std, mask=m, label=int(s["anomaly"]), cls_name=s["cls_name"],
+    return dict(image=to_model_input(img, S, self.mean, self.std), mask=m, label=int(s["anomaly"]), cls_name=s["cls_name"],
                 img_path=s["img_path"], specie_name=s["specie_name"], has_mask=mask is not None)

@@ -14,11 +14,11 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 
-from .data import IMG_EXTS, load_image
+from .data import IMG_EXTS, load_image, to_model_input
 
 # %% auto #0
-__all__ = ['PREDICT_EXTS', 'collect_images', 'to_model_input', 'resize_map', 'heatmap_png', 'contour', 'overlay', 'unique_names',
-           'predict_images', 'DemoApp', 'demo_widget']
+__all__ = ['PREDICT_EXTS', 'collect_images', 'resize_map', 'heatmap_png', 'contour', 'overlay', 'unique_names', 'predict_images',
+           'DemoApp', 'demo_widget']
 
 # %% ../nbs/14_predict.ipynb #c006
 PREDICT_EXTS = tuple(dict.fromkeys(IMG_EXTS + (".gif", ".ppm", ".pgm", ".pbm", ".pnm")))  # searched in folders
@@ -60,11 +60,6 @@ def collect_images(inputs) -> list[tuple[Path, bool]]:
     return out
 
 # %% ../nbs/14_predict.ipynb #c012
-def to_model_input(img: Image.Image, size: int, mean, std) -> torch.Tensor:
-    "`img` (RGB) as a normalised model input `[3, size, size]` (bicubic resize, as `AnomalyDataset`)."
-    x = torch.from_numpy(np.array(img.resize((size, size), Image.BICUBIC), dtype=np.float32) / 255).permute(2, 0, 1)
-    return (x - torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)) / torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-
 def resize_map(amap, size) -> np.ndarray:
     "Anomaly map `[h, w]` resized bilinearly to `size = (W, H)` as float32 `[H, W]`."
     a = np.ascontiguousarray(amap.detach().float().cpu().numpy() if isinstance(amap, torch.Tensor) else amap, np.float32)

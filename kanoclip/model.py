@@ -5,17 +5,16 @@
 # %% ../nbs/08_model.ipynb #c003
 from __future__ import annotations
 import hashlib, json, os, tempfile
-from dataclasses import dataclass, asdict, field, fields
+from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from fastcore.basics import patch
 
-from .backbone import Backbone, load_clip, default_layers, TINY_MODEL, DEFAULT_BACKBONE, DEFAULT_IMAGE_SIZE
+from .backbone import Backbone, load_clip, TINY_MODEL, DEFAULT_BACKBONE, DEFAULT_IMAGE_SIZE
 from .clip_vv import CLIPVV, VVOutput
 from .prompts import PromptLearner, FixedPrompts, NORMAL_WORDS, ABNORMAL_WORDS
 from .bicmci import BiCMCI

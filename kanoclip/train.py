@@ -4,8 +4,8 @@
 
 # %% ../nbs/12_train.ipynb #c003
 from __future__ import annotations
-import hashlib, json, os, random, shutil, signal, threading, time
-from dataclasses import dataclass, asdict, fields
+import hashlib, json, random, shutil, signal, threading, time
+from dataclasses import dataclass, asdict
 from pathlib import Path
 
 import numpy as np
@@ -164,17 +164,14 @@ def load_resume(path: Path, model: KAnoCLIP, opt: torch.optim.Optimizer) -> dict
 
 # %% ../nbs/12_train.ipynb #c023
 def batch_features(model: KAnoCLIP, cache: FeatureCache, items: list[dict], keys: list[str], device):
-    "Features, masks, labels and class names of a batch of `items` (dataset items, or `{'idx'}` when cached)."
-    new = [it for it in items if "image" in it]
-    cache.hits += len(items) - len(new); cache.misses += len(new)
-    if new:
-        with torch.no_grad(): f = model.encode(torch.stack([it["image"] for it in new]).to(device))
-        if cache.mode == "none":
-            return (f, torch.stack([it["mask"] for it in new]).to(device).float(),
-                    torch.tensor([float(it["label"]) for it in new], device=device), [it["cls_name"] for it in new])
-        for j, it in enumerate(new):
-            cache.put(keys[it["idx"]], f.global_feat[j], [p[j] for p in f.patches], it["mask"], it["label"], it["cls_name"])
-    return cache.batch([keys[it["idx"]] for it in items], device)
+    "Features, masks, labels and class names of a batch: from the cache, or (cache mode `none`) encoded now."
+    if cache.mode != "none":                 # `fill_cache` stored every image before the first step
+        cache.hits += len(items)
+        return cache.batch([keys[it["idx"]] for it in items], device)
+    cache.misses += len(items)
+    with torch.no_grad(): f = model.encode(torch.stack([it["image"] for it in items]).to(device))
+    return (f, torch.stack([it["mask"] for it in items]).to(device).float(),
+            torch.tensor([float(it["label"]) for it in items], device=device), [it["cls_name"] for it in items])
 
 # %% ../nbs/12_train.ipynb #c025
 def fill_cache(model: KAnoCLIP, ds, keys: list[str], cache: FeatureCache, batches: list[list[int]], device,

@@ -1,7 +1,6 @@
 "Bi-CMCI and deformable attention as the model uses them: paper-sized grids, dtypes, checkpoints, stacked input."
 import pytest
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from kanoclip.bicmci import BiCMCI, gaussian_blur, stage_maps

@@ -1,7 +1,5 @@
 "The `kanoclip` command line: every error path exits 2 with one line; the console script is installed."
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 

@@ -1,7 +1,5 @@
 "Datasets: every layout on a generated replica, bad input, image modes, and the real MVTec AD bottle split."
 import json
-import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +8,7 @@ import torch
 from PIL import Image
 
 from kanoclip.data import (DATASETS, AnomalyDataset, load_image, load_mask, load_meta, meta_summary,
-                           prepare_dataset, validate_meta)
+                           prepare_dataset)
 
 
 # ---------------------------------------------------------------- helpers writing tiny replicas

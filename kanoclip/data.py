@@ -6,19 +6,21 @@
 from __future__ import annotations
 import csv, json, os, re, tempfile, warnings
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from fastcore.basics import patch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['DATASETS', 'IMG_EXTS', 'SPLITS', 'SAMPLE_KEYS', 'OPENAI_MEAN', 'OPENAI_STD', 'MASK_DIRS', 'load_image', 'load_mask',
-           'write_meta', 'validate_meta', 'load_meta', 'prepare_dataset', 'meta_summary', 'AnomalyDataset',
-           'to_model_input']
+__all__ = ['DATASETS', 'IMG_EXTS', 'SPLITS', 'SAMPLE_KEYS', 'OPENAI_MEAN', 'OPENAI_STD', 'LOSSY_FORMATS', 'MASK_DIRS',
+           'load_image', 'load_mask', 'load_pair', 'write_meta', 'validate_meta', 'load_meta', 'DatasetReport',
+           'check_dataset', 'prepare_dataset', 'meta_summary', 'AnomalyDataset', 'to_model_input']
 
 # %% ../nbs/09_data.ipynb #c006
 DATASETS = ("mvtec", "visa", "mpdd", "btad", "sdd", "dagm",
@@ -29,6 +31,24 @@ SAMPLE_KEYS = ("img_path", "mask_path", "cls_name", "specie_name", "anomaly")
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
+# %% ../nbs/09_data.ipynb #c42853e7
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}                 # EXIF orientation -> the transposition that undoes it
+
+def _orientation(im: Image.Image) -> int:
+    "EXIF orientation of `im`: 1 (stored upright) when absent or not a valid value."
+    o = im.getexif().get(0x0112, 1)
+    return o if o in _TRANSPOSE else 1
+
+def _upright(im: Image.Image, o: int) -> Image.Image:
+    "`im` turned by EXIF orientation `o`."
+    return im.transpose(_TRANSPOSE[o]) if o in _TRANSPOSE else im
+
+def _upright_size(size: tuple, o: int) -> tuple:
+    "Size `(W, H)` of a `size` image once turned by orientation `o` (5..8 swap width and height)."
+    return size[::-1] if o >= 5 else tuple(size)
+
 # %% ../nbs/09_data.ipynb #c009
 def _check_file(path: Path, what: str = "image"):
     "Raise if `path` is not an existing, non-empty file."
@@ -36,16 +56,24 @@ def _check_file(path: Path, what: str = "image"):
         raise FileNotFoundError(f"{what} file {path} not found" + (" (it is a folder)" if path.is_dir() else ""))
     if path.stat().st_size == 0: raise ValueError(f"{what} file {path} is empty (0 bytes)")
 
-def _open(path, what: str = "image") -> Image.Image:
-    "Fully decode `path` with PIL and apply its EXIF orientation; errors name the file."
+def _decode(path, what: str = "image", reduce: bool = False) -> tuple[Image.Image, int, tuple]:
+    """Decode every byte of `path`: (pixels as stored, EXIF orientation, stored size `(W, H)`); errors name the file.
+    `reduce` decodes a JPEG at 1/8 scale (the same bytes are read, so a damaged file still fails)."""
     path = Path(path)
     _check_file(path, what)
     try:
         with Image.open(path) as im:
+            size = im.size
+            if reduce and im.format == "JPEG": im.draft(im.mode, (size[0] // 8, size[1] // 8))
             im.load()
-            return ImageOps.exif_transpose(im)
+            return im, _orientation(im), size
     except Exception as e:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError, ...)
         raise ValueError(f"cannot read {what} file {path}: {type(e).__name__}: {e}") from e
+
+def _open(path, what: str = "image") -> Image.Image:
+    "Fully decode `path` with PIL and turn it upright (EXIF); errors name the file."
+    im, o, _ = _decode(path, what)
+    return _upright(im, o)
 
 # %% ../nbs/09_data.ipynb #c010
 def _to_8bit(a: np.ndarray, mode: str) -> np.ndarray:
@@ -70,18 +98,15 @@ def load_image(path) -> Image.Image:
     return _to_rgb(_open(path, "image"))
 
 # %% ../nbs/09_data.ipynb #c015
-def _mask_array(im: Image.Image) -> np.ndarray:
-    "Boolean anomaly mask of a PIL mask image at its own size (rules above)."
+LOSSY_FORMATS = ("JPEG", "MPO")  # PIL formats of masks stored lossily: thresholded at half range, not at zero
+
+def _mask_array(im: Image.Image, lossy: bool = False) -> np.ndarray:
+    "Boolean anomaly mask of a PIL mask image at its own size: non-zero, or above half range when stored `lossy`."
     if im.mode == "1": return np.array(im, dtype=bool)
-    if im.mode == "P": im = im.convert("RGB")
+    if im.mode == "P": im = im.convert("RGB")                                     # palette: the colours shown
     a = np.asarray(im)
     if a.ndim == 3: a = a[..., :3].max(-1) if a.shape[-1] >= 3 else a[..., 0]  # colour: brightest channel; LA: L
-    if a.size == 0: return np.zeros(a.shape, bool)
-    hi = a.max()
-    if a.dtype.kind in "ui" and hi <= 1: return a > 0                              # 0/1 label image
-    if a.dtype.kind == "f": return a > (0.5 if hi <= 1 else 127.5)
-    if a.dtype == np.uint8 or hi <= 255: return a > 127.5
-    return a > 32767.5                                                          # 16-bit
+    return a > 127.5 if lossy else a != 0
 
 def _resize_mask(m: np.ndarray, size) -> np.ndarray:
     "Nearest-neighbour resize of a boolean mask to `size` (int or `(H, W)`)."
@@ -91,8 +116,31 @@ def _resize_mask(m: np.ndarray, size) -> np.ndarray:
 
 def load_mask(path, size=None) -> np.ndarray:
     "Boolean mask `[H, W]` from any mask image; resized (nearest) to `size` = S or `(H, W)` when given."
-    m = _mask_array(_open(path, "mask"))
+    im, o, _ = _decode(path, "mask")
+    m = _mask_array(_upright(im, o), im.format in LOSSY_FORMATS)
     return m if size is None else _resize_mask(m, size)
+
+# %% ../nbs/09_data.ipynb #12fa5169
+def _mask_orientation(mask_o: int, mask_size: tuple, img_o: int, img_size: tuple) -> int:
+    "EXIF orientation to apply to a mask (rules above): its own, else its image's when stored at its image's size."
+    if mask_o != 1: return mask_o
+    return img_o if tuple(mask_size) == tuple(img_size) else 1
+
+def _aligned_mask(mask: Image.Image, mask_o: int, img_o: int, img_size: tuple, mask_path, img_path) -> np.ndarray:
+    "Boolean mask `[H, W]` of decoded `mask`, turned to lie on its upright image (stored `img_size`, orientation `img_o`)."
+    m = _mask_array(_upright(mask, _mask_orientation(mask_o, mask.size, img_o, img_size)), mask.format in LOSSY_FORMATS)
+    W, H = _upright_size(img_size, img_o)
+    if m.shape != (H, W):
+        stored = f" (stored {img_size[0]}x{img_size[1]} with EXIF orientation {img_o})" if img_o != 1 else ""
+        raise ValueError(f"mask {mask_path} is {m.shape[1]}x{m.shape[0]} but its image {img_path} is {W}x{H}{stored}: "
+                         "a mask must have its image's size")
+    return m
+
+def load_pair(image_path, mask_path) -> tuple[Image.Image, np.ndarray]:
+    "An image as upright 8-bit RGB, and its boolean mask `[H, W]` aligned with it; errors name the files."
+    im, o, size = _decode(image_path, "image")
+    mask, mo, _ = _decode(mask_path, "mask")
+    return _to_rgb(_upright(im, o)), _aligned_mask(mask, mo, o, size, mask_path, image_path)
 
 # %% ../nbs/09_data.ipynb #c018
 def _natural(s: str) -> list:
@@ -209,9 +257,94 @@ def load_meta(root) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{path} is not valid JSON: {e}") from e
     return validate_meta(meta, source=path)
 
+# %% ../nbs/09_data.ipynb #611b4b9a
+@dataclass
+class DatasetReport:
+    "What `check_dataset` found in an index: unusable samples, empty masks, statistics per split and class."
+    stats: dict                                             # {split: {cls: {normal, anomalous, masks, empty_masks, mask_area, bad}}}
+    bad: list = field(default_factory=list)                 # (img_path, reason) of every sample with an unusable file
+    empty_masks: list = field(default_factory=list)         # (img_path, mask_path) of anomalous images whose mask is all zero
+    bad_keys: set = field(default_factory=set, repr=False)  # (split, cls, index in its list) of the bad samples
+
+def _check_sample(root: Path, s: dict) -> tuple[str | None, float | None]:
+    "(why sample `s` cannot be used, or None; anomalous-pixel fraction of its mask, or None): every file decoded."
+    try:
+        ip = root / s["img_path"]
+        im, o, size = _decode(ip, "image", reduce=True)
+        _to_rgb(im)
+        if not s["mask_path"]: return None, None
+        mp = root / s["mask_path"]
+        mask, mo, _ = _decode(mp, "mask")
+        return None, float(_aligned_mask(mask, mo, o, size, mp, ip).mean())
+    except (FileNotFoundError, ValueError) as e: return str(e), None
+
+# %% ../nbs/09_data.ipynb #7a62f95e
+def check_dataset(meta: dict, root, workers: int | None = None, progress: bool = False) -> DatasetReport:
+    "Decode every image and mask of index `meta` (paths under `root`) with `workers` threads; see above."
+    root, workers = Path(root), workers or min(8, os.cpu_count() or 1)
+    items = [(split, c, i, s) for split, classes in meta.items() for c, v in classes.items() for i, s in enumerate(v)]
+    with ThreadPoolExecutor(workers) as ex:
+        results = list(tqdm(ex.map(lambda it: _check_sample(root, it[3]), items), total=len(items),
+                            desc="checking files", unit="img", disable=None if progress else True))
+    rep = DatasetReport({split: {c: dict(normal=0, anomalous=0, masks=0, empty_masks=0, mask_area=None, bad=0)
+                                 for c in classes} for split, classes in meta.items()})
+    areas = {}
+    for (split, c, i, s), (why, area) in zip(items, results):
+        st = rep.stats[split][c]
+        if why: st["bad"] += 1; rep.bad.append((s["img_path"], why)); rep.bad_keys.add((split, c, i)); continue
+        st["anomalous" if s["anomaly"] else "normal"] += 1
+        if area is None or not s["anomaly"]: continue
+        st["masks"] += 1; areas.setdefault((split, c), []).append(area)
+        if area == 0: st["empty_masks"] += 1; rep.empty_masks.append((s["img_path"], s["mask_path"]))
+    for (split, c), a in areas.items(): rep.stats[split][c]["mask_area"] = float(np.mean(a))
+    return rep
+
+# %% ../nbs/09_data.ipynb #3337fa34
+def _some(items: list, limit: int) -> str:
+    "The first `limit` of `items` joined with '; ', and how many more there are."
+    return "; ".join(items[:limit]) + (f"; and {len(items) - limit} more" if len(items) > limit else "")
+
+@patch
+def without_bad(self: DatasetReport, meta: dict) -> dict:
+    "`meta` without the samples this report found bad."
+    return {split: {c: [s for i, s in enumerate(v) if (split, c, i) not in self.bad_keys] for c, v in classes.items()}
+            for split, classes in meta.items()}
+
+@patch
+def bad_error(self: DatasetReport, n: int, limit: int = 20) -> ValueError:
+    "One error naming every bad file (the first `limit`, and a count) among `n` indexed samples."
+    return ValueError(f"{len(self.bad)} of {n} indexed samples have unusable files; meta.json was not written. Fix or remove "
+                      f"them, or pass skip_bad=True (kanoclip prepare --skip-bad) to index the rest and list them: "
+                      + _some([why for _, why in self.bad], limit))
+
+@patch
+def warning_messages(self: DatasetReport, limit: int = 20) -> list[str]:
+    "Problems worth a warning, each naming its files (the first `limit`, and a count)."
+    if not self.empty_masks: return []
+    return [f"{len(self.empty_masks)} anomalous image(s) have an empty mask (not one anomalous pixel), so their defects "
+            "cannot be found at pixel level; check these masks: "
+            + _some([f"{i} (mask {m})" for i, m in self.empty_masks], limit)]
+
+# %% ../nbs/09_data.ipynb #8317038d
+@patch
+def table(self: DatasetReport) -> str:
+    "The statistics as an aligned text table, one row per split and class."
+    rows = [("split", "class", "normal", "anomalous", "with mask", "empty masks", "mask area", "bad")]
+    for split, classes in self.stats.items():
+        for c, st in classes.items():
+            if not (st["normal"] or st["anomalous"] or st["bad"]): continue
+            area = "-" if st["mask_area"] is None else f"{100 * st['mask_area']:.2f}%"
+            rows.append((split, c, *(str(st[k]) for k in ("normal", "anomalous", "masks", "empty_masks")), area, str(st["bad"])))
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(x.ljust(w[i]) if i < 2 else x.rjust(w[i]) for i, x in enumerate(r)).rstrip() for r in rows)
+
 # %% ../nbs/09_data.ipynb #c024
-def prepare_dataset(name: str, root, write: bool = True, **folder_kw) -> dict:
-    "Index dataset `name` in its original layout under `root`; write `root/meta.json` unless `write=False`."
+def prepare_dataset(name: str, root, write: bool = True, check: bool = True, skip_bad: bool = False,
+                    progress: bool = False, report: bool = False, **folder_kw):
+    """Index dataset `name` in its original layout under `root`, check every file (`check_dataset`), write
+    `root/meta.json` unless `write=False`. Bad files are one error naming them all, or with `skip_bad` left out.
+    Returns the index, or `(index, DatasetReport)` with `report=True` (then the caller reports the problems;
+    otherwise they are warnings)."""
     key = str(name).lower()
     if key not in DATASETS: raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     root = Path(root).expanduser()
@@ -221,8 +354,16 @@ def prepare_dataset(name: str, root, write: bool = True, **folder_kw) -> dict:
     meta = _sort_meta(_PREPARERS[key](root, **folder_kw))
     if not any(meta["test"].values()) and not any(meta["train"].values()):
         raise ValueError(f"no images found for dataset {key!r} under {root}")
+    rep = check_dataset(meta, root, progress=progress) if check else None
+    if rep and rep.bad:
+        if not skip_bad: raise rep.bad_error(sum(len(v) for c in meta.values() for v in c.values()))
+        meta = rep.without_bad(meta)
+        if not any(v for c in meta.values() for v in c.values()): raise ValueError(f"every sample of {key!r} under {root} is bad")
+    if rep and not report:
+        for w in rep.warning_messages(): warnings.warn(w)
+        if rep.bad: warnings.warn(f"left out {len(rep.bad)} samples with unusable files: " + _some([w for _, w in rep.bad], 20))
     if write: write_meta(meta, root)
-    return meta
+    return (meta, rep) if report else meta
 
 def meta_summary(meta: dict) -> dict:
     "Counts per split and class: `{split: {cls: {'normal': n, 'anomalous': n, 'masks': n}}}`."
@@ -410,6 +551,54 @@ def _headct(root):
     return {"train": {"head": []}, "test": {"head": test}}
 
 # %% ../nbs/09_data.ipynb #c058
+def _mask_rank(p: Path) -> int:
+    "How mask-like a file's format is: 0 for PNG ... 4 for JPEG."
+    e = p.suffix.lower()
+    return next(i for i, g in enumerate((".png", ".bmp", ".tif .tiff", ".webp", ".jpg .jpeg")) if e in g.split())
+
+def _companions(files: list[Path]) -> dict[Path, Path]:
+    "Masks stored beside their images among `files`: `{image: mask}` (rules above)."
+    groups = {}
+    for p in files: groups.setdefault((p.parent, p.stem), []).append(p)
+    pairs = {}
+    for ps in groups.values():
+        if len(ps) > 2 or (len(ps) == 2 and _mask_rank(ps[0]) == _mask_rank(ps[1])):
+            raise ValueError(f"folder dataset: {', '.join(map(str, ps))} share a name: which is the image? "
+                             "keep one image per name (its mask may be name.png or name_mask.png)")
+        if len(ps) == 2: mask, im = sorted(ps, key=_mask_rank); pairs[im] = mask
+    for (d, stem), ps in groups.items():
+        base = groups.get((d, stem[:-5])) if stem.endswith("_mask") and len(ps) == 1 else None
+        if base is None: continue
+        im = next(p for p in base if p not in pairs.values())
+        if im in pairs: raise ValueError(f"folder dataset: {im} has two masks, {pairs[im]} and {ps[0]}")
+        pairs[im] = ps[0]
+    return pairs
+
+# %% ../nbs/09_data.ipynb #dad341d5
+def _inside(a: Path, b: Path) -> bool:
+    "Is `a` the folder `b` or below it?"
+    a, b = a.resolve(), b.resolve()
+    return a == b or b in a.parents
+
+def _folder_dirs(root: Path, normal_dir, abnormal_dir, mask_dir) -> tuple:
+    "The three folder options as checked paths (None where not given); both image folders default to good/, defect/."
+    default = normal_dir is None and abnormal_dir is None
+    if default: normal_dir, abnormal_dir = "good", "defect"
+    out = []
+    for opt, d in (("normal_dir", normal_dir), ("abnormal_dir", abnormal_dir), ("mask_dir", mask_dir)):
+        if d is None: out.append(None); continue
+        if not str(d).strip(): raise ValueError(f"folder dataset: {opt} is empty: name a sub-folder of {root}, or leave it out")
+        if not (root / d).is_dir():
+            raise FileNotFoundError(f"folder dataset: {opt} {root / d} not found" + (" (the default; name your folders with "
+                                    "normal_dir / abnormal_dir, --normal-dir / --abnormal-dir)" if default and opt != "mask_dir" else ""))
+        out.append(root / d)
+    nd, ad, _ = out
+    if nd and ad and (_inside(nd, ad) or _inside(ad, nd)):
+        raise ValueError(f"folder dataset: normal_dir {nd} and abnormal_dir {ad} " + ("are the same folder" if _inside(nd, ad) and
+                         _inside(ad, nd) else "are nested") + ": an image must be either normal or anomalous; give two separate folders")
+    return tuple(out)
+
+# %% ../nbs/09_data.ipynb #ea86f878
 def _folder_mask(im: Path, ad: Path, md: Path, masks: dict, clash: bool) -> Path:
     "Mask of anomalous image `im` (under `ad`) in `masks`: the mirrored sub-folder of `md` first, then its top."
     sub = im.parent.relative_to(ad).as_posix()
@@ -423,21 +612,31 @@ def _folder_mask(im: Path, ad: Path, md: Path, masks: dict, clash: bool) -> Path
                             f"or {md / sub / im.stem}_mask.png (matched by file stem)")
 
 @_preparer("folder")
-def _folder(root: Path, normal_dir="good", abnormal_dir="defect", mask_dir=None, class_name=None) -> dict:
-    if normal_dir is None and abnormal_dir is None: raise ValueError("folder dataset: give normal_dir, abnormal_dir or both")
-    dirs = {}
-    for opt, d in (("normal_dir", normal_dir), ("abnormal_dir", abnormal_dir), ("mask_dir", mask_dir)):
-        if d is None: continue
-        if not (root / d).is_dir(): raise FileNotFoundError(f"folder dataset: {opt} {root / d} not found")
-        dirs[opt] = root / d
-    cls, md, ad = class_name or root.resolve().name, dirs.get("mask_dir"), dirs.get("abnormal_dir")
-    listed = lambda d: [p for p in _images(d, recursive=True) if not (md and md.resolve() in p.resolve().parents)] if d else []
-    test = [_sample(root, im, None, cls, "", 0) for im in listed(dirs.get("normal_dir"))]
-    bad = listed(ad)
-    masks = {(p.parent.relative_to(md).as_posix(), p.stem): p for p in _images(md, recursive=True)} if md else {}
+def _folder(root: Path, normal_dir=None, abnormal_dir=None, mask_dir=None, class_name=None) -> dict:
+    nd, ad, md = _folder_dirs(root, normal_dir, abnormal_dir, mask_dir)
+    found = {d: _images(d, recursive=True) for d in (nd, ad) if d}
+    pairs = _companions([p for ps in found.values() for p in ps])
+    companion_masks = set(pairs.values())
+    in_md = lambda p: md is not None and _inside(p.parent, md)
+    def listed(d, opt):
+        "Images of folder `d`: no mask beside an image, nothing from a separate mask folder below `d`."
+        sep = md is not None and _inside(md, d) and not _inside(d, md)
+        ims = [p for p in found[d] if p not in companion_masks and not (sep and in_md(p))]
+        if not ims: raise ValueError(f"folder dataset: {opt} {d} holds no images ({', '.join(IMG_EXTS)})")
+        return ims
+    cls = class_name or root.resolve().name
+    test = [_sample(root, im, None, cls, "", 0) for im in (listed(nd, "normal_dir") if nd else [])]
+    bad = listed(ad, "abnormal_dir") if ad else []
+    separate = md is not None and not all(in_md(im) for im in bad)     # some masks in a folder of their own
+    masks = {(p.parent.relative_to(md).as_posix(), p.stem): p for p in _images(md, recursive=True)} if separate else {}
     stems = Counter(im.stem for im in bad)
     for im in bad:
-        m = _folder_mask(im, ad, md, masks, stems[im.stem] > 1) if md else None
+        if md is None: m = None
+        elif in_md(im):                                    # masks beside their images
+            if im not in pairs: raise FileNotFoundError(f"no mask for anomalous image {im}: expected {im.with_suffix('.png')} "
+                                                        f"or {im.parent / im.stem}_mask.png beside it")
+            m = pairs[im]
+        else: m = _folder_mask(im, ad, md, masks, stems[im.stem] > 1)
         sub = im.parent.relative_to(ad).as_posix()
         test.append(_sample(root, im, m, cls, "" if sub == "." else sub, 1))
     return {"train": {cls: []}, "test": {cls: test}}
@@ -473,35 +672,26 @@ class AnomalyDataset(Dataset):
 # %% ../nbs/09_data.ipynb #c063
 @patch
 def _read(self: AnomalyDataset, s: dict):
-    "(RGB image, boolean mask at image size or None) of sample `s`; errors name the files."
+    "(RGB image, boolean mask aligned with it or None) of sample `s`; errors name the files."
     ip = self.root / s["img_path"]
-    img = _open(ip, "image")
-    if not s["mask_path"]: return _to_rgb(img), None
-    mp = self.root / s["mask_path"]
-    mask = _open(mp, "mask")
-    if mask.size != img.size:
-        raise ValueError(f"mask {mp} is {mask.size[0]}x{mask.size[1]} but its image {ip} is "
-                         f"{img.size[0]}x{img.size[1]}: a mask must have its image's size")
-    return _to_rgb(img), _mask_array(mask)
+    if not s["mask_path"]: return load_image(ip), None
+    return load_pair(ip, self.root / s["mask_path"])
 
 @patch
 def _check(self: AnomalyDataset, samples: list) -> list:
-    "Existence check of every file; with skip_bad, full decode and removal of bad samples (reported)."
-    good = []
-    for s in tqdm(samples, desc="checking images", leave=False, disable=not self.skip_bad or len(samples) < 500):
-        try:
-            for k, what in (("img_path", "image"), ("mask_path", "mask")):
-                if s[k]: _check_file(self.root / s[k], what)
-            if self.skip_bad: self._read(s)
-            good.append(s)
-        except (FileNotFoundError, ValueError) as e:
-            if not self.skip_bad: raise
-            self.skipped.append((s["img_path"], str(e)))
-    if self.skipped:
-        p, why = self.skipped[0]
-        warnings.warn(f"skipped {len(self.skipped)} of {len(samples)} samples with bad files (first: {p}: {why}); "
-                      f"see .skipped for the list")
-    return good
+    "Existence check of every file; with skip_bad, every file decoded (`check_dataset`) and bad samples left out."
+    if self.skip_bad:
+        rep = check_dataset({self.split: {"all": samples}}, self.root, progress=len(samples) >= 500)
+        self.skipped = list(rep.bad)
+        if self.skipped:
+            p, why = self.skipped[0]
+            warnings.warn(f"skipped {len(self.skipped)} of {len(samples)} samples with bad files (first: {p}: {why}); "
+                          f"see .skipped for the list")
+        return rep.without_bad({self.split: {"all": samples}})[self.split]["all"]
+    for s in samples:
+        for k, what in (("img_path", "image"), ("mask_path", "mask")):
+            if s[k]: _check_file(self.root / s[k], what)
+    return samples
 
 # %% ../nbs/09_data.ipynb #c065
 def to_model_input(img: Image.Image, size: int, mean, std) -> torch.Tensor:

@@ -8,9 +8,9 @@ import argparse, json, sys, time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['REAL_DATA_HINT', 'DATASETS', 'COMMANDS', 'UsageError', 'Parser', 'add_common', 'cmd_prepare', 'model_config_from',
-           'cmd_train', 'cmd_test', 'cmd_predict', 'cmd_knowledge', 'cmd_demo', 'run_demo', 'build_parser',
-           'is_user_error', 'main']
+__all__ = ['REAL_DATA_HINT', 'DATASETS', 'PREPARE_EPILOG', 'COMMANDS', 'UsageError', 'Parser', 'add_common', 'cmd_prepare',
+           'model_config_from', 'cmd_train', 'cmd_test', 'cmd_predict', 'cmd_knowledge', 'cmd_demo', 'run_demo',
+           'build_parser', 'is_user_error', 'main']
 
 # %% ../nbs/15_cli.ipynb #c006
 class UsageError(Exception):
@@ -32,15 +32,18 @@ def add_common(p, backbone=True):
 
 # %% ../nbs/15_cli.ipynb #c010
 def cmd_prepare(a):
-    "Write DIR/meta.json for a dataset in its original layout."
+    "Index a dataset in its original layout, check every file, write DIR/meta.json and report mask statistics."
     from kanoclip.data import prepare_dataset
     kw = {k: v for k, v in dict(normal_dir=a.normal_dir, abnormal_dir=a.abnormal_dir, mask_dir=a.mask_dir,
                                 class_name=a.class_name).items() if v is not None}
     if kw and a.dataset != "folder": raise UsageError(f"kanoclip prepare: error: --{next(iter(kw)).replace('_', '-')} only applies to --dataset folder")
-    meta = prepare_dataset(a.dataset, a.root, **kw)
+    meta, rep = prepare_dataset(a.dataset, a.root, skip_bad=a.skip_bad, progress=True, report=True, **kw)
     test = [s for v in meta["test"].values() for s in v]
     print(f"wrote {Path(a.root) / 'meta.json'}: {len(meta['test'])} classes, {len(test)} test images "
           f"({sum(s['anomaly'] for s in test)} anomalous), {sum(len(v) for v in meta['train'].values())} train images")
+    print(rep.table())
+    if rep.bad: print(f"left out {len(rep.bad)} samples with unusable files:\n" + "\n".join(f"  {why}" for _, why in rep.bad))
+    for w in rep.warning_messages(): print(f"kanoclip prepare: warning: {w}", file=sys.stderr)
 
 # %% ../nbs/15_cli.ipynb #c011
 def model_config_from(a):
@@ -174,12 +177,34 @@ def run_demo(out, epochs: int = 4, seed: int = 0, device="auto", progress: bool 
 # %% ../nbs/15_cli.ipynb #c021
 DATASETS = ("mvtec", "visa", "mpdd", "btad", "sdd", "dagm", "brainmri", "liverct", "resc", "br35h", "covid19", "headct", "folder")
 
+PREPARE_EPILOG = """\
+Every image and mask is decoded: unreadable files and masks of the wrong size are listed together and
+nothing is written (--skip-bad indexes the rest and lists what it left out). Prints normal and anomalous
+images, masks, empty masks and the mean mask area per class; anomalous images whose mask is empty are
+named in a warning.
+
+--dataset folder reads your own data, as test data of one class (the root's name, or --class-name);
+folders are relative to ROOT:
+
+  ROOT/
+  |-- good/      normal images           --normal-dir (default good)
+  |-- defect/    anomalous images        --abnormal-dir (default defect); sub-folders name defect types
+  `-- masks/     masks, optional         --mask-dir; defect/x.jpg <-> masks/x.png or masks/x_mask.png
+
+Masks may instead lie beside their images (defect/x.jpg + defect/x.png, or defect/x_mask.png): pass
+--mask-dir equal to --abnormal-dir. Such files are never read as images, in any folder. Give only
+--normal-dir (or only --abnormal-dir) for a normal-only (anomalous-only) set. The normal and anomalous
+folders must not be the same or nested, and a folder given must hold images."""
+
 def _prepare_args(p):
+    p.formatter_class, p.epilog = argparse.RawDescriptionHelpFormatter, PREPARE_EPILOG
     p.add_argument("--dataset", required=True, choices=DATASETS, metavar="NAME", help=f"one of: {', '.join(DATASETS)}")
     p.add_argument("--root", required=True, help="the dataset folder, in its original layout")
     for o, h in [("--normal-dir", "folder: sub-folder of normal images"), ("--abnormal-dir", "folder: sub-folder of anomalous images"),
-                 ("--mask-dir", "folder: sub-folder of masks, matched by file name"), ("--class-name", "folder: the class name")]:
+                 ("--mask-dir", "folder: sub-folder of masks, matched by file name (may be the --abnormal-dir)"),
+                 ("--class-name", "folder: the class name")]:
         p.add_argument(o, default=None, help=h)
+    p.add_argument("--skip-bad", action="store_true", help="leave unusable files out of meta.json (and list them) instead of stopping")
 
 def _model_args(p):
     add_common(p)

@@ -1,5 +1,6 @@
 "Datasets: every layout on a generated replica, bad input, image modes, and the real MVTec AD bottle split."
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -7,8 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from kanoclip.data import (DATASETS, AnomalyDataset, load_image, load_mask, load_meta, meta_summary,
+from kanoclip.data import (DATASETS, AnomalyDataset, load_image, load_mask, load_meta, load_pair, meta_summary,
                            prepare_dataset)
+from replicas import box_mask, mtd_replica, save, texture
 
 
 # ---------------------------------------------------------------- helpers writing tiny replicas
@@ -484,3 +486,136 @@ def test_real_mvtec_bottle(bottle_root, tmp_path):
     x = ds[i]
     assert x["label"] == 1 and x["mask"].sum() > 0 and x["image"].shape == (3, 224, 224)
     assert -2 < x["image"].mean() < 2
+
+
+# ---------------------------------------------------------------- masks as the datasets store them
+def test_visa_class_id_masks_are_not_empty(tmp_path):
+    "VisA stores a defect-class number (1, 2, ...) in each anomalous pixel: every such pixel is anomalous."
+    root = visa_replica(tmp_path)
+    a = np.zeros((8, 8), np.uint8); a[1:3, 1:4] = 1; a[5:7, 4:8] = 2              # two defects, classes 1 and 2
+    for p in root.glob("*/Data/Masks/Anomaly/*.png"): Image.fromarray(a).save(p)
+    meta, rep = prepare_dataset("visa", root, report=True)
+    assert rep.empty_masks == [] and rep.stats["test"]["pcb1"]["mask_area"] == 14 / 64
+    x = AnomalyDataset(root, 8, classes="pcb1")[0]
+    assert x["label"] == 1 and torch.equal(x["mask"], torch.from_numpy(a > 0).float())
+
+
+def test_jpeg_masks_are_thresholded_at_half_range(tmp_path):
+    m = box_mask((32, 32), (10, 8, 26, 20))
+    save(m, tmp_path / "m.jpg", quality=70)
+    assert (np.asarray(Image.open(tmp_path / "m.jpg")) > 0).sum() > m.astype(bool).sum()   # compression noise
+    assert np.array_equal(load_mask(tmp_path / "m.jpg"), m > 0)
+
+
+# ---------------------------------------------------------------- EXIF-rotated images keep their masks
+@pytest.mark.parametrize("w, h", [(288, 233), (160, 160)])
+def test_exif_rotated_image_keeps_its_mask_aligned(tmp_path, w, h):
+    "A photo stored sideways (EXIF orientation 6) with a mask written from its stored pixels: both turn upright."
+    a = texture((w, h)); a[20:50, 30:90] = 250                                   # bright defect in stored pixels
+    exif = Image.Exif(); exif[0x0112] = 6
+    save(Image.fromarray(a).convert("RGB"), tmp_path / "defect/x.jpg", exif=exif, quality=95)
+    save(box_mask((w, h), (30, 20, 90, 50)), tmp_path / "masks/x.png")
+    save(texture((h, w)), tmp_path / "good/y.png")
+    prepare_dataset("folder", tmp_path, mask_dir="masks")
+    ds = AnomalyDataset(tmp_path, 64, mean=(0, 0, 0), std=(1, 1, 1))
+    x = next(x for x in ds if x["label"] == 1)
+    bright = x["image"][0] > 0.8                                                 # where the defect is, upright
+    assert bright.sum() > 50 and (x["mask"].bool() == bright).float().mean() > 0.97
+    im, m = load_pair(tmp_path / "defect/x.jpg", tmp_path / "masks/x.png")
+    assert im.size == (h, w) and m.shape == (w, h)
+
+
+# ---------------------------------------------------------------- prepare checks every file
+def test_prepare_reports_every_bad_file_at_once(tmp_path):
+    "A truncated JPEG, a text file named .png, a zero-byte file and a wrong-size mask: one error naming all four."
+    root = mvtec_replica(tmp_path, classes=("bottle",))
+    (root / "bottle/test/good/000.png").unlink()
+    save(texture((64, 64)), root / "bottle/test/good/000.jpg")
+    data = (root / "bottle/test/good/000.jpg").read_bytes()
+    (root / "bottle/test/good/000.jpg").write_bytes(data[: len(data) * 2 // 3])
+    (root / "bottle/test/good/001.png").write_text("this is text")
+    (root / "bottle/train/good/000.png").write_bytes(b"")
+    mask(root / "bottle/ground_truth/crack/000_mask.png", size=(8, 9))
+    with pytest.raises(ValueError) as e: prepare_dataset("mvtec", root)
+    msg = str(e.value)
+    assert msg.startswith("4 of 8 indexed samples have unusable files; meta.json was not written")
+    for part in (r"good/000.jpg: OSError: image file is truncated", r"good/001.png: UnidentifiedImageError",
+                 r"train/good/000.png is empty", r"crack/000_mask.png is 8x9 but its image .*crack/000.png is 8x8"):
+        assert re.search(part, msg), part
+    assert not (root / "meta.json").exists()
+    with pytest.warns(UserWarning, match="left out 4 samples with unusable files"):
+        meta = prepare_dataset("mvtec", root, skip_bad=True)
+    assert meta_summary(load_meta(root)) == {"train": {"bottle": dict(normal=2, anomalous=0, masks=0)},
+                                             "test": {"bottle": dict(normal=0, anomalous=2, masks=2)}} == meta_summary(meta)
+
+
+def test_skip_bad_dataset_lists_what_it_left_out(tmp_path):
+    "What `test --skip-bad` / `train --skip-bad` need: the good samples, and every bad one with its reason."
+    root = mvtec_replica(tmp_path, classes=("bottle",))
+    prepare_dataset("mvtec", root)
+    data = (root / "bottle/test/broken/001.png").read_bytes()
+    (root / "bottle/test/broken/001.png").write_bytes(data[:40])
+    (root / "bottle/test/good/000.png").write_bytes(b"")
+    with pytest.warns(UserWarning, match="skipped 2 of 5 samples"):
+        ds = AnomalyDataset(root, 8, skip_bad=True)
+    assert len(ds) == 3 and [p for p, _ in ds.skipped] == ["bottle/test/broken/001.png", "bottle/test/good/000.png"]
+    assert "cannot read image file" in ds.skipped[0][1] and "is empty" in ds.skipped[1][1]
+    assert [x["img_path"] for x in ds] == ["bottle/test/broken/000.png", "bottle/test/crack/000.png", "bottle/test/good/001.png"]
+
+
+def test_empty_mask_of_an_anomalous_image_is_a_warning_naming_it(tmp_path):
+    root = mvtec_replica(tmp_path, classes=("bottle",))
+    mask(root / "bottle/ground_truth/crack/000_mask.png", box=None)
+    with pytest.warns(UserWarning, match=r"1 anomalous image\(s\) have an empty mask .*bottle/test/crack/000.png "
+                                         r"\(mask bottle/ground_truth/crack/000_mask.png\)"):
+        prepare_dataset("mvtec", root)
+    _, rep = prepare_dataset("mvtec", root, report=True)
+    assert rep.stats["test"]["bottle"] == dict(normal=2, anomalous=3, masks=3, empty_masks=1, mask_area=2 * 9 / 64 / 3, bad=0)
+
+
+# ---------------------------------------------------------------- folders with masks beside their images
+def test_folder_masks_beside_images_magnetic_tiles(tmp_path):
+    tiles = mtd_replica(tmp_path / "mtd")
+    kw = dict(normal_dir="MT_Free/Imgs", abnormal_dir="MT_Crack/Imgs", mask_dir="MT_Crack/Imgs")
+    meta, rep = prepare_dataset("folder", tmp_path / "mtd", report=True, **kw)
+    test = meta["test"]["mtd"]
+    assert meta_summary(meta)["test"]["mtd"] == dict(normal=6, anomalous=8, masks=8)
+    assert all(s["img_path"].endswith(".jpg") for s in test)                  # no mask indexed as an image
+    pairs = {s["img_path"]: s["mask_path"] for s in test if s["anomaly"]}
+    assert pairs == {im.relative_to(tmp_path / "mtd").as_posix(): mk.relative_to(tmp_path / "mtd").as_posix()
+                     for im, mk, _ in tiles["MT_Crack/Imgs"]}
+    assert len(rep.empty_masks) == 4 and rep.stats["test"]["mtd"]["empty_masks"] == 4
+    boxes = {im.name: box for im, _, box in tiles["MT_Crack/Imgs"]}
+    found = {Path(x["img_path"]).name: x["mask"].sum() > 0 for x in AnomalyDataset(tmp_path / "mtd", 32) if x["label"]}
+    assert found == {name: box is not None for name, box in boxes.items()}
+
+
+def test_folder_mask_suffix_beside_images_and_one_sided_sets(tmp_path):
+    for i in range(3): img(tmp_path / f"ok/{i}.png")
+    for i in range(2): img(tmp_path / f"ng/{i}.bmp"); mask(tmp_path / f"ng/{i}_mask.png")
+    meta = prepare_dataset("folder", tmp_path, normal_dir="ok", abnormal_dir="ng", mask_dir="ng")
+    assert [(s["img_path"], s["mask_path"]) for s in flat(meta) if s["anomaly"]] == [("ng/0.bmp", "ng/0_mask.png"),
+                                                                                     ("ng/1.bmp", "ng/1_mask.png")]
+    assert meta_summary(prepare_dataset("folder", tmp_path, normal_dir="ok"))["test"][tmp_path.name] == \
+        dict(normal=3, anomalous=0, masks=0)                                # normal-only, on purpose
+    assert meta_summary(prepare_dataset("folder", tmp_path, abnormal_dir="ng", mask_dir="ng"))["test"][tmp_path.name] == \
+        dict(normal=0, anomalous=2, masks=2)                                # anomalous-only, on purpose
+    img(tmp_path / "ng/1.jpg")                                               # 1.bmp, 1.jpg and 1_mask.png
+    with pytest.raises(ValueError, match=r"ng/1.jpg has two masks, .*ng/1.bmp and .*ng/1_mask.png"):
+        prepare_dataset("folder", tmp_path, abnormal_dir="ng", mask_dir="ng")
+
+
+@pytest.mark.parametrize("kw, says", [
+    (dict(normal_dir="MT_Free/Imgs", abnormal_dir="MT_Free/Imgs"), "are the same folder"),
+    (dict(normal_dir="MT_Free/Imgs", abnormal_dir="MT_Free"), "are nested"),
+    (dict(normal_dir="MT_Free/Imgs", abnormal_dir="."), "are nested"),
+    (dict(normal_dir="MT_Free/Imgs", abnormal_dir=""), "abnormal_dir is empty"),
+    (dict(normal_dir="MT_Free/Imgs", abnormal_dir="MT_Void/Imgs"), r"abnormal_dir .*MT_Void/Imgs holds no images"),
+    (dict(normal_dir="MT_Free/Imgs", abnormal_dir="MT_Crack/Imgs", mask_dir="MT_Free/Imgs"), "no mask for anomalous image"),
+])
+def test_folder_layout_mistakes(tmp_path, kw, says):
+    mtd_replica(tmp_path, n_defect=2, empty=())
+    (tmp_path / "MT_Void/Imgs").mkdir(parents=True)
+    with pytest.raises((ValueError, FileNotFoundError), match=says):
+        prepare_dataset("folder", tmp_path, **kw)
+    assert not (tmp_path / "meta.json").exists()

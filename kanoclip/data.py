@@ -275,13 +275,18 @@ def _check_sample(root: Path, s: dict) -> tuple[str | None, float | None]:
         if not s["mask_path"]: return None, None
         mp = root / s["mask_path"]
         mask, mo, _ = _decode(mp, "mask")
-        return None, float(_aligned_mask(mask, mo, o, size, mp, ip).mean())
+        m = _aligned_mask(mask, mo, o, size, mp, ip)
+        return None, np.count_nonzero(m) / m.size
     except (FileNotFoundError, ValueError) as e: return str(e), None
 
 # %% ../nbs/09_data.ipynb #7a62f95e
+def _cpus() -> int:
+    "CPUs this process may use."
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
 def check_dataset(meta: dict, root, workers: int | None = None, progress: bool = False) -> DatasetReport:
     "Decode every image and mask of index `meta` (paths under `root`) with `workers` threads; see above."
-    root, workers = Path(root), workers or min(8, os.cpu_count() or 1)
+    root, workers = Path(root), workers or min(8, _cpus())
     items = [(split, c, i, s) for split, classes in meta.items() for c, v in classes.items() for i, s in enumerate(v)]
     with ThreadPoolExecutor(workers) as ex:
         results = list(tqdm(ex.map(lambda it: _check_sample(root, it[3]), items), total=len(items),

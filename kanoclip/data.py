@@ -418,7 +418,8 @@ def _visa(root: Path) -> dict:
     path = root / "split_csv" / "1cls.csv"
     if not path.is_file():
         raise FileNotFoundError(f"VisA split file {path} not found: expected the official split_csv/1cls.csv "
-                                "(columns object,split,label,image,mask) beside the class folders")
+                                "(columns object,split,label,image,mask) beside the class folders; a re-laid VisA_pytorch/1cls copy is "
+                                "MVTec-like: index it with --dataset mvtec")
     meta = {s: {} for s in SPLITS}
     for n, r in enumerate(_read_csv(path, ("object", "split", "label", "image", "mask")), start=2):
         split, label = r["split"].lower(), r["label"].lower()
@@ -437,11 +438,18 @@ def _visa(root: Path) -> dict:
 def _btad(root): return _mvtec_like(root, "BTAD", normal=("ok", "good"), mask_suffixes=("", "_mask"))
 
 # %% ../nbs/09_data.ipynb #c042
+def _one_class(meta: dict, cls: str) -> dict:
+    "`meta` with all its classes merged into one named `cls` (re-laid copies name their class folder freely)."
+    return {split: {cls: [dict(s, cls_name=cls) for v in classes.values() for s in v]} for split, classes in meta.items()}
+
 @_preparer("sdd")
 def _sdd(root: Path) -> dict:
-    parts = [d for d in _subdirs(root) if re.fullmatch(r"kos\d+", d.name, re.I)]
-    if not parts: raise ValueError(f"no KolektorSDD folders under {root}: expected kos01/Part0.jpg with its label kos01/Part0_label.bmp")
-    out, cls = [], "electrical_commutator"
+    parts, cls = [d for d in _subdirs(root) if re.fullmatch(r"kos\d+", d.name, re.I)], "electrical_commutator"
+    if not parts and any((d / "test").is_dir() for d in _subdirs(root)):       # the zero-shot papers' re-split copy
+        return _one_class(_mvtec_like(root, "SDD"), cls)
+    if not parts: raise ValueError(f"no KolektorSDD folders under {root}: expected kos01/Part0.jpg with its label kos01/Part0_label.bmp, "
+                                   "or the re-split copy SDD/test/{good,defect} with SDD/ground_truth/defect/*_mask.png")
+    out = []
     for d in parts:
         labels = _stem_index(d)
         for im in _images(d):
@@ -456,6 +464,8 @@ def _sdd(root: Path) -> dict:
 def _dagm(root: Path) -> dict:
     classes = [d for d in _subdirs(root) if re.fullmatch(r"Class\d+", d.name)]
     if not classes: raise ValueError(f"no DAGM class folders under {root}: expected Class1/Test/0001.PNG and masks Class1/Test/Label/0001_label.PNG")
+    if all((c / "ground_truth").is_dir() for c in classes):               # AdaCLIP's re-laid, MVTec-like copy
+        return _mvtec_like(root, "DAGM", mask_suffixes=("_label", "_mask", ""))
     meta = {s: {} for s in SPLITS}
     for c in classes:
         for split, sub in (("train", "Train"), ("test", "Test")):
@@ -473,14 +483,22 @@ MASK_DIRS = ("anomaly_mask", "label", "mask", "masks", "ground_truth")
 
 def _img_dir(d: Path) -> Path: return d / "img" if (d / "img").is_dir() else d
 
-def _medical(root: Path, cls: str, dataset: str, masks: bool) -> dict:
-    "Index the MVFA-AD / BMAD layout (test/{good,Ungood}/img, masks beside the anomalous img folder)."
-    test = root / "test"
-    if not test.is_dir():
+def _test_base(root: Path) -> Path | None:
+    "`root` if it holds test/, else its only sub-folder that does (re-laid copies nest a class folder), else None."
+    if (root / "test").is_dir(): return root
+    subs = [d for d in _subdirs(root) if (d / "test").is_dir()]
+    return subs[0] if len(subs) == 1 else None
+
+def _medical(root: Path, cls: str, dataset: str, masks: bool | None) -> dict:
+    "Index the MVFA-AD / BMAD layout (test/{good,Ungood}/img, masks beside the anomalous img folder); masks None: if any."
+    base = _test_base(root)
+    if base is None:
         raise ValueError(f"no {dataset} test folder under {root}: expected test/good/img/*.png and test/Ungood/img/*.png"
                          + (" with masks test/Ungood/anomaly_mask/*.png (MVFA-AD / BMAD layout)" if masks else ""))
+    test = base / "test"
     subs = _subdirs(test)
     if not any(d.name.lower() == "good" for d in subs): raise ValueError(f"{dataset}: no normal folder {test / 'good'}")
+    if masks is None: masks = any((d / m).is_dir() for d in subs for m in MASK_DIRS if d.name.lower() != "good")
     meta = {"train": {cls: []}, "test": {cls: []}}
     for d in subs:
         bad = d.name.lower() != "good"
@@ -489,7 +507,7 @@ def _medical(root: Path, cls: str, dataset: str, masks: bool) -> dict:
         for im in _images(_img_dir(d)):
             m = _find_mask(index, im, mdir, ("", "_mask")) if mdir else None
             meta["test"][cls].append(_sample(root, im, m, cls, d.name if bad and d.name.lower() != "ungood" else "", bad))
-    for im in _images(_img_dir(root / "train" / "good")): meta["train"][cls].append(_sample(root, im, None, cls, "", 0))
+    for im in _images(_img_dir(base / "train" / "good")): meta["train"][cls].append(_sample(root, im, None, cls, "", 0))
     return meta
 
 # %% ../nbs/09_data.ipynb #c051
@@ -505,8 +523,8 @@ def _yes_no(root: Path, cls: str) -> dict | None:
 
 @_preparer("brainmri")
 def _brainmri(root):
-    if not (root / "test").is_dir() and (m := _yes_no(root, "brain")): return m
-    return _medical(root, "brain", "BrainMRI", masks=True)
+    if not _test_base(root) and (m := _yes_no(root, "brain")): return m
+    return _medical(root, "brain", "BrainMRI", masks=None)
 
 @_preparer("liverct")
 def _liverct(root): return _medical(root, "liver", "LiverCT", masks=True)
@@ -517,7 +535,7 @@ def _resc(root): return _medical(root, "retina", "RESC", masks=True)
 # %% ../nbs/09_data.ipynb #c054
 @_preparer("br35h")
 def _br35h(root):
-    if (root / "test").is_dir(): return _medical(root, "brain", "Br35H", masks=False)
+    if _test_base(root): return _medical(root, "brain", "Br35H", masks=False)
     if m := _yes_no(root, "brain"): return m
     raise ValueError(f"no Br35H folders under {root}: expected yes/*.jpg (tumour) and no/*.jpg (normal), or test/good and test/Ungood")
 
@@ -525,7 +543,7 @@ def _img_dir_named(d: Path) -> Path: return d / "images" if (d / "images").is_di
 
 @_preparer("covid19")
 def _covid19(root):
-    if (root / "test").is_dir(): return _medical(root, "chest", "COVID-19", masks=False)
+    if _test_base(root): return _medical(root, "chest", "COVID-19", masks=False)
     for base in [root] + _subdirs(root):
         names = {d.name.lower(): d for d in _subdirs(base)}
         normal, covid = names.get("normal"), next((names[k] for k in ("covid", "covid-19", "covid19") if k in names), None)
@@ -539,7 +557,7 @@ def _covid19(root):
 # %% ../nbs/09_data.ipynb #c055
 @_preparer("headct")
 def _headct(root):
-    if (root / "test").is_dir(): return _medical(root, "head", "HeadCT", masks=False)
+    if _test_base(root): return _medical(root, "head", "HeadCT", masks=False)
     csv_path = next((p for p in (root / "labels.csv", root / "head_ct" / "labels.csv") if p.is_file()), None)
     if csv_path is None:
         raise FileNotFoundError(f"HeadCT labels {root / 'labels.csv'} not found: expected labels.csv (id,hemorrhage) "

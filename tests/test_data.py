@@ -1,4 +1,4 @@
-"Datasets: every layout on a generated replica, bad input, image modes, and the real MVTec AD bottle split."
+"The loader and prepare: image and mask encodings, bad files, checks and reports, folder layouts, meta.json from other tools, the real bottle split (each dataset's layouts: test_datasets.py)."
 import json
 import re
 from pathlib import Path
@@ -10,6 +10,7 @@ from PIL import Image
 
 from kanoclip.data import (DATASETS, AnomalyDataset, load_image, load_mask, load_meta, load_pair, meta_summary,
                            prepare_dataset)
+import replicas
 from replicas import box_mask, mtd_replica, save, texture
 
 
@@ -43,8 +44,9 @@ def check_pairs(root, meta):
             assert Path(s["mask_path"]).stem.startswith(Path(s["img_path"]).stem)
 
 
-# ---------------------------------------------------------------- MVTec AD / MPDD
+# ---------------------------------------------------------------- a tiny MVTec AD copy for the loader's tests
 def mvtec_replica(root, classes=("bottle", "cable")):
+    "MVTec AD's encoding (RGB PNG images, L 0/255 `_mask.png` masks) at 8 x 8; the full replicas are in tests/replicas.py."
     for c in classes:
         for i in range(3): img(root / f"{c}/train/good/{i:03d}.png")
         for i in range(2): img(root / f"{c}/test/good/{i:03d}.png")
@@ -54,20 +56,6 @@ def mvtec_replica(root, classes=("bottle", "cable")):
                 mask(root / f"{c}/ground_truth/{d}/{i:03d}_mask.png")
     (root / "license.txt").write_text("not a class")
     return root
-
-
-@pytest.mark.parametrize("name", ["mvtec", "mpdd"])
-def test_mvtec_layout(tmp_path, name):
-    root = mvtec_replica(tmp_path)
-    meta = prepare_dataset(name, root)
-    assert (root / "meta.json").is_file() and load_meta(root) == meta
-    assert list(meta["test"]) == ["bottle", "cable"]
-    assert meta_summary(meta)["test"]["cable"] == dict(normal=2, anomalous=3, masks=3)
-    assert meta_summary(meta)["train"]["bottle"] == dict(normal=3, anomalous=0, masks=0)
-    s = meta["test"]["bottle"][2]
-    assert s == dict(img_path="bottle/test/crack/000.png", mask_path="bottle/ground_truth/crack/000_mask.png",
-                     cls_name="bottle", specie_name="crack", anomaly=1)
-    check_pairs(root, meta)
 
 
 def test_mvtec_missing_mask_and_bad_roots(tmp_path):
@@ -90,192 +78,6 @@ def test_write_false_and_atomic_write(tmp_path):
     prepare_dataset("mvtec", root)                      # overwrite in place
     assert [p.name for p in root.iterdir() if p.name.startswith(".meta")] == []   # no temporary files left
     json.loads((root / "meta.json").read_text())
-
-
-# ---------------------------------------------------------------- VisA
-def visa_replica(root, rows_extra=()):
-    rows = ["object,split,label,image,mask"]
-    for c in ("candle", "pcb1", "macaroni2"):
-        for i in range(3):
-            p = f"{c}/Data/Images/Normal/{i:03d}.JPG"; img(root / p); rows.append(f"{c},train,normal,{p},")
-        for i in range(3, 5):
-            p = f"{c}/Data/Images/Normal/{i:03d}.JPG"; img(root / p); rows.append(f"{c},test,normal,{p},")
-        for i in range(2):
-            p, q = f"{c}/Data/Images/Anomaly/{i:03d}.JPG", f"{c}/Data/Masks/Anomaly/{i:03d}.png"
-            img(root / p); mask(root / q); rows.append(f"{c},test,anomaly,{p},{q}")
-    (root / "split_csv").mkdir(parents=True, exist_ok=True)
-    (root / "split_csv/1cls.csv").write_text("\n".join(rows + list(rows_extra)) + "\n")
-    return root
-
-
-def test_visa_layout(tmp_path):
-    root = visa_replica(tmp_path)
-    meta = prepare_dataset("visa", root)
-    assert list(meta["test"]) == ["candle", "macaroni2", "pcb1"]
-    for c in meta["test"]:
-        assert meta_summary(meta)["test"][c] == dict(normal=2, anomalous=2, masks=2)
-        assert meta_summary(meta)["train"][c] == dict(normal=3, anomalous=0, masks=0)
-    check_pairs(root, meta)
-    assert AnomalyDataset(root, 8)[0]["mask"].sum() == 9
-
-
-def test_visa_bad(tmp_path):
-    with pytest.raises(FileNotFoundError, match="split_csv/1cls.csv not found"): prepare_dataset("visa", tmp_path)
-    root = visa_replica(tmp_path, ["pcb1,test,anomaly,pcb1/Data/Images/Anomaly/009.JPG,pcb1/Data/Masks/Anomaly/009.png"])
-    with pytest.raises(FileNotFoundError, match=r"1cls.csv line 23: image .*009.JPG not found"): prepare_dataset("visa", root)
-    img(root / "pcb1/Data/Images/Anomaly/009.JPG")
-    with pytest.raises(FileNotFoundError, match=r"line 23: mask .*009.png of anomalous image"): prepare_dataset("visa", root)
-    (root / "split_csv/1cls.csv").write_text("object,split,image\n")
-    with pytest.raises(ValueError, match="missing column.*label"): prepare_dataset("visa", root)
-
-
-# ---------------------------------------------------------------- BTAD
-def test_btad_layout(tmp_path):
-    for c, ie, me in (("01", "bmp", "png"), ("02", "png", "png"), ("03", "bmp", "bmp")):
-        for i in range(4): img(tmp_path / f"{c}/train/ok/{i:04d}.{ie}")
-        for i in range(2): img(tmp_path / f"{c}/test/ok/{i:04d}.{ie}")
-        for i in range(3):
-            img(tmp_path / f"{c}/test/ko/{i:04d}.{ie}"); mask(tmp_path / f"{c}/ground_truth/ko/{i:04d}.{me}")
-    meta = prepare_dataset("btad", tmp_path)
-    assert list(meta["test"]) == ["01", "02", "03"]
-    assert meta_summary(meta)["test"]["01"] == dict(normal=2, anomalous=3, masks=3)
-    assert meta_summary(meta)["train"]["03"] == dict(normal=4, anomalous=0, masks=0)
-    assert meta["test"]["01"][0]["mask_path"] == "01/ground_truth/ko/0000.png"
-    assert {s["specie_name"] for s in flat(meta) if s["anomaly"]} == {"ko"}
-    check_pairs(tmp_path, meta)
-    (tmp_path / "03/ground_truth/ko/0002.bmp").unlink()
-    with pytest.raises(FileNotFoundError, match=r"03/test/ko/0002.bmp: expected .*03/ground_truth/ko/0002"):
-        prepare_dataset("btad", tmp_path)
-
-
-# ---------------------------------------------------------------- KolektorSDD
-def test_sdd_layout(tmp_path):
-    for k in range(1, 4):
-        for p in range(8):
-            img(tmp_path / f"kos{k:02d}/Part{p}.jpg", size=(10, 24))
-            mask(tmp_path / f"kos{k:02d}/Part{p}_label.bmp", size=(10, 24), box=(2, 5, 6, 9) if p == k else None)
-    meta = prepare_dataset("sdd", tmp_path)
-    assert list(meta["test"]) == ["electrical_commutator"] and meta["train"]["electrical_commutator"] == []
-    assert meta_summary(meta)["test"]["electrical_commutator"] == dict(normal=21, anomalous=3, masks=3)
-    assert [s["img_path"] for s in flat(meta) if s["anomaly"]] == ["kos01/Part1.jpg", "kos02/Part2.jpg", "kos03/Part3.jpg"]
-    assert all(s["mask_path"] == "" for s in flat(meta) if not s["anomaly"])
-    check_pairs(tmp_path, meta)
-    assert AnomalyDataset(tmp_path, 24)[1]["mask"].sum() > 0
-    (tmp_path / "kos03/Part5_label.bmp").unlink()
-    with pytest.raises(FileNotFoundError, match=r"kos03/Part5.jpg: expected .*kos03/Part5_label"): prepare_dataset("sdd", tmp_path)
-    with pytest.raises(ValueError, match="no KolektorSDD folders"): prepare_dataset("sdd", tmp_path / "kos01")
-
-
-# ---------------------------------------------------------------- DAGM
-def test_dagm_layout(tmp_path):
-    for n in range(1, 11):
-        for sub, bad in (("Train", (3, 5)), ("Test", (2,))):
-            for i in range(1, 7): img(tmp_path / f"Class{n}/{sub}/{i:04d}.PNG", mode="L", color=120)
-            for i in bad: mask(tmp_path / f"Class{n}/{sub}/Label/{i:04d}_label.PNG")
-            (tmp_path / f"Class{n}/{sub}/Label/Labels.txt").write_text("ignored\n")
-    img(tmp_path / "Class1_def/1.png", mode="L", color=0)                  # defect-only folder of the old release
-    meta = prepare_dataset("dagm", tmp_path)
-    assert list(meta["test"]) == [f"Class{n}" for n in range(1, 11)]
-    assert meta_summary(meta)["test"]["Class7"] == dict(normal=5, anomalous=1, masks=1)
-    assert meta_summary(meta)["train"]["Class10"] == dict(normal=4, anomalous=2, masks=2)
-    assert meta["test"]["Class1"][1] == dict(img_path="Class1/Test/0002.PNG", mask_path="Class1/Test/Label/0002_label.PNG",
-                                             cls_name="Class1", specie_name="", anomaly=1)
-    check_pairs(tmp_path, meta)
-    x = AnomalyDataset(tmp_path, 8, classes="Class1")[1]
-    assert x["label"] == 1 and x["mask"].sum() == 9 and torch.allclose(x["image"][0], x["image"][1], atol=0.2)
-
-
-# ---------------------------------------------------------------- medical with masks
-def medical_replica(root, masks="anomaly_mask", img_sub="img", n_good=3, n_bad=4, ext="png"):
-    sub = f"/{img_sub}" if img_sub else ""
-    for i in range(5): img(root / f"train/good{sub}/{i:05d}.{ext}", mode="L", color=20)
-    for i in range(n_good): img(root / f"test/good{sub}/{i:05d}.{ext}", mode="L", color=20)
-    for i in range(n_bad):
-        img(root / f"test/Ungood{sub}/{i + 50:05d}.{ext}", mode="L", color=220)
-        if masks: mask(root / f"test/Ungood/{masks}/{i + 50:05d}.png")
-    (root / "valid/good/img").mkdir(parents=True)
-    return root
-
-
-@pytest.mark.parametrize("name, cls, masks, img_sub", [
-    ("brainmri", "brain", "anomaly_mask", "img"),       # MVFA-AD Brain_AD
-    ("liverct", "liver", "anomaly_mask", "img"),        # MVFA-AD Liver_AD
-    ("resc", "retina", "label", "img"),                 # BMAD RESC
-    ("liverct", "liver", "anomaly_mask", ""),           # images directly in test/good
-])
-def test_medical_layouts(tmp_path, name, cls, masks, img_sub):
-    root = medical_replica(tmp_path, masks, img_sub)
-    meta = prepare_dataset(name, root)
-    assert list(meta["test"]) == [cls]
-    assert meta_summary(meta) == {"train": {cls: dict(normal=5, anomalous=0, masks=0)},
-                                  "test": {cls: dict(normal=3, anomalous=4, masks=4)}}
-    s = meta["test"][cls][0]
-    assert s["mask_path"] == f"test/Ungood/{masks}/00050.png" and s["specie_name"] == ""
-    check_pairs(root, meta)
-    ds = AnomalyDataset(root, 8)
-    assert [x["label"] for x in ds] == [1, 1, 1, 1, 0, 0, 0] and ds[0]["mask"].sum() == 9
-
-
-def test_medical_bad(tmp_path):
-    root = medical_replica(tmp_path / "a")
-    (root / "test/Ungood/anomaly_mask/00051.png").unlink()
-    with pytest.raises(FileNotFoundError, match=r"no mask for anomalous image .*Ungood/img/00051.png"):
-        prepare_dataset("brainmri", root)
-    root = medical_replica(tmp_path / "b", masks=None)
-    with pytest.raises(FileNotFoundError, match=r"expected .*test/Ungood/anomaly_mask/00050"): prepare_dataset("resc", root)
-    (tmp_path / "c/train").mkdir(parents=True)
-    with pytest.raises(ValueError, match="no LiverCT test folder .* expected test/good/img"): prepare_dataset("liverct", tmp_path / "c")
-
-
-# ---------------------------------------------------------------- medical, classification only
-def test_brainmri_kaggle_and_br35h(tmp_path):
-    k = tmp_path / "kaggle"
-    for i in range(4): img(k / f"brain_tumor_dataset/yes/Y{i}.jpg")
-    for i in range(3): img(k / f"brain_tumor_dataset/no/{i} no.jpeg")
-    meta = prepare_dataset("brainmri", k)
-    assert meta_summary(meta)["test"]["brain"] == dict(normal=3, anomalous=4, masks=0)
-    b = tmp_path / "br35h"
-    for i in range(5): img(b / f"yes/y{i}.jpg"); img(b / f"no/no{i}.jpg")
-    img(b / "pred/pred0.jpg")
-    meta = prepare_dataset("br35h", b)
-    assert meta_summary(meta)["test"]["brain"] == dict(normal=5, anomalous=5, masks=0)
-    assert "pred/pred0.jpg" not in [s["img_path"] for s in flat(meta)]
-    x = AnomalyDataset(b, 8)
-    assert x[0]["label"] == 0 and not x[9]["has_mask"] and x[9]["label"] == 1 and x[9]["mask"].sum() == 0
-    m = prepare_dataset("br35h", medical_replica(tmp_path / "bmad", masks=None))
-    assert meta_summary(m)["test"]["brain"] == dict(normal=3, anomalous=4, masks=0)
-    (tmp_path / "none").mkdir()
-    with pytest.raises(ValueError, match="no Br35H folders .* expected yes/"): prepare_dataset("br35h", tmp_path / "none")
-
-
-@pytest.mark.parametrize("layout", ["v4", "v1", "bmad"])
-def test_covid19(tmp_path, layout):
-    if layout == "v4":
-        for k, n in (("COVID", 3), ("Normal", 4), ("Lung_Opacity", 2), ("Viral Pneumonia", 2)):
-            for i in range(n):
-                img(tmp_path / f"{k}/images/{k}-{i + 1}.png", mode="L", color=40)
-                img(tmp_path / f"{k}/masks/{k}-{i + 1}.png", mode="L", color=255)   # lung masks: not anomalies
-    elif layout == "v1":
-        for k, n in (("COVID-19", 3), ("NORMAL", 4), ("Viral Pneumonia", 2)):
-            for i in range(n): img(tmp_path / f"COVID-19 Radiography Database/{k}/{k} ({i + 1}).png", mode="L", color=40)
-    else:
-        medical_replica(tmp_path, masks=None, n_good=4, n_bad=3)
-    meta = prepare_dataset("covid19", tmp_path)
-    assert meta_summary(meta)["test"]["chest"] == dict(normal=4, anomalous=3, masks=0)
-    assert all("mask" not in s["img_path"] for s in flat(meta))
-
-
-def test_headct(tmp_path):
-    for i in range(10): img(tmp_path / f"head_ct/head_ct/{i:03d}.png", mode="L", color=70)
-    (tmp_path / "labels.csv").write_text("id, hemorrhage\n" + "".join(f"{i},{int(i < 4)}\n" for i in range(10)))
-    meta = prepare_dataset("headct", tmp_path)
-    assert meta_summary(meta)["test"]["head"] == dict(normal=6, anomalous=4, masks=0)
-    assert [s["anomaly"] for s in meta["test"]["head"][:5]] == [1, 1, 1, 1, 0]
-    assert meta["test"]["head"][3]["img_path"] == "head_ct/head_ct/003.png"
-    (tmp_path / "labels.csv").write_text("id, hemorrhage\n12,1\n")
-    with pytest.raises(FileNotFoundError, match="labels.csv line 2: image for id 12 not found"): prepare_dataset("headct", tmp_path)
-    (tmp_path / "labels.csv").unlink()
-    with pytest.raises(FileNotFoundError, match="HeadCT labels .*labels.csv not found"): prepare_dataset("headct", tmp_path)
 
 
 # ---------------------------------------------------------------- generic folder
@@ -491,13 +293,14 @@ def test_real_mvtec_bottle(bottle_root, tmp_path):
 # ---------------------------------------------------------------- masks as the datasets store them
 def test_visa_class_id_masks_are_not_empty(tmp_path):
     "VisA stores a defect-class number (1, 2, ...) in each anomalous pixel: every such pixel is anomalous."
-    root = visa_replica(tmp_path)
-    a = np.zeros((8, 8), np.uint8); a[1:3, 1:4] = 1; a[5:7, 4:8] = 2              # two defects, classes 1 and 2
-    for p in root.glob("*/Data/Masks/Anomaly/*.png"): Image.fromarray(a).save(p)
+    root = replicas.visa_replica(tmp_path).root
+    a = np.zeros((14, 20), np.uint8); a[1:3, 1:4] = 1; a[5:7, 4:8] = 2; a[9:12, 10:16] = 3   # three defects
+    Image.fromarray(a).save(root / "pcb1/Data/Masks/Anomaly/000.png")
     meta, rep = prepare_dataset("visa", root, report=True)
-    assert rep.empty_masks == [] and rep.stats["test"]["pcb1"]["mask_area"] == 14 / 64
-    x = AnomalyDataset(root, 8, classes="pcb1")[0]
-    assert x["label"] == 1 and torch.equal(x["mask"], torch.from_numpy(a > 0).float())
+    assert rep.empty_masks == [] and rep.stats["test"]["pcb1"]["empty_masks"] == 0
+    x = next(x for x in AnomalyDataset(root, 14, classes="pcb1") if x["img_path"] == "pcb1/Data/Images/Anomaly/000.JPG")
+    want = np.array(Image.fromarray(a > 0).resize((14, 14), Image.NEAREST))
+    assert x["label"] == 1 and x["mask"].sum() > 0 and np.array_equal(x["mask"].numpy().astype(bool), want)
 
 
 def test_jpeg_masks_are_thresholded_at_half_range(tmp_path):

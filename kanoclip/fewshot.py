@@ -4,7 +4,7 @@
 
 # %% ../nbs/18_fewshot.ipynb #541970ae
 from __future__ import annotations
-import math, zlib
+import hashlib, math, zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +26,8 @@ from .predict import collect_images
 
 # %% auto #0
 __all__ = ['SHOT_COLUMNS', 'MemoryBank', 'bank_dtype', 'bank_from_features', 'build_bank', 'search_chunks', 'nearest_similarity',
-           'fewshot_map', 'fuse', 'FewShotDetector', 'reference_pool', 'pick_references', 'check_disjoint',
-           'image_size_of', 'check_sizes', 'load_references', 'compare_shots', 'shots_table']
+           'fewshot_map', 'fuse', 'FewShotDetector', 'reference_pool', 'pick_references', 'compare_shots',
+           'shots_table']
 
 # %% ../nbs/18_fewshot.ipynb #e57c27a4
 @dataclass
@@ -226,38 +226,6 @@ def pick_references(pool: list, shots: int, seed: int = 0, cls: str = "") -> lis
     if shots > len(pool): raise ValueError(f"{shots} shots asked for class {cls!r}, but only {len(pool)} normal reference images are available")
     order = np.random.default_rng([seed, zlib.crc32(cls.encode())]).permutation(len(pool))
     return [pool[i] for i in order[:shots]]
-
-# %% ../nbs/18_fewshot.ipynb #8eea6ffa
-def _resolved(p) -> str: return str(Path(p).resolve())
-
-def check_disjoint(root, references, evaluated, cls: str = ""):
-    "Raise if any of `references` (relative to `root`) is one of the `evaluated` image paths."
-    ev = {_resolved(p) for p in evaluated}
-    shared = [r for r in references if _resolved(Path(root) / r) in ev]
-    if shared: raise ValueError(f"reference {Path(root) / shared[0]} of class {cls!r} is also an image to evaluate "
-                                f"({len(shared)} shared): references must never be among the evaluated images")
-
-def image_size_of(path) -> tuple[int, int]:
-    "(W, H) of an image file from its header, upright as `load_image` returns it."
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            return (h, w) if im.getexif().get(0x0112) in (5, 6, 7, 8) else (w, h)   # EXIF turns by 90 degrees
-    except Exception as e: raise ValueError(f"cannot read image file {path}: {type(e).__name__}: {e}") from e
-
-def check_sizes(paths, sizes, other_sizes, cls: str = ""):
-    "Raise unless every reference size (W, H) is among `other_sizes`, those of the images it is compared with."
-    other = sorted(set(map(tuple, other_sizes)))
-    for p, s in zip(paths, sizes):
-        if tuple(s) not in other:
-            shown = ", ".join(f"{w}x{h}" for w, h in other[:3]) + (", ..." if len(other) > 3 else "")
-            raise ValueError(f"reference {p} of class {cls!r} is {s[0]}x{s[1]} pixels, the images it is compared with "
-                             f"are {shown}: references must be normal images of the same product")
-
-def load_references(root, names, image_size: int, mean, std) -> tuple[Tensor, list]:
-    "Model inputs `[k, 3, S, S]` of the references `names` (relative to `root`) and their original sizes (W, H)."
-    ims = [load_image(Path(root) / n) for n in names]
-    return torch.stack([to_model_input(im, image_size, mean, std) for im in ims]), [im.size for im in ims]
 
 # %% ../nbs/18_fewshot.ipynb #c96b03c8
 @patch(cls_method=True)

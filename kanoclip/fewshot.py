@@ -26,8 +26,8 @@ from .predict import collect_images
 
 # %% auto #0
 __all__ = ['SHOT_COLUMNS', 'MemoryBank', 'bank_dtype', 'bank_from_features', 'build_bank', 'search_chunks', 'nearest_similarity',
-           'fewshot_map', 'fuse', 'FewShotDetector', 'reference_pool', 'pick_references', 'compare_shots',
-           'shots_table']
+           'fewshot_map', 'fuse', 'FewShotDetector', 'reference_pool', 'pick_references', 'check_disjoint',
+           'image_size_of', 'check_sizes', 'load_references', 'compare_shots', 'shots_table']
 
 # %% ../nbs/18_fewshot.ipynb #e57c27a4
 @dataclass
@@ -186,7 +186,7 @@ def heads(self: FewShotDetector, feats: VVOutput, class_names) -> dict:
                      has_reference=torch.tensor([n in self.banks for n in names], device=zs_score.device))
     for cls in todo:
         idx = torch.tensor([i for i, n in enumerate(names) if n == cls], device=zs_score.device)
-        sub = VVOutput(feats.global_feat[idx], [p[idx] for p in feats.patches], feats.grid)
+        sub = feats if len(idx) == len(names) else VVOutput(feats.global_feat[idx], [p[idx] for p in feats.patches], feats.grid)
         few = fewshot_map(sub, self._bank(cls, zs_score.device), self.config.image_size, self.config.sigma, self.budget)["anomaly_map"]
         f = fuse(dict(anomaly_map=zs_map[idx], score=zs_score[idx]), few, self.weight)
         out["anomaly_map"][idx], out["score"][idx], out["fewshot_map"][idx], out["fewshot_score"][idx] = \
@@ -226,6 +226,46 @@ def pick_references(pool: list, shots: int, seed: int = 0, cls: str = "") -> lis
     if shots > len(pool): raise ValueError(f"{shots} shots asked for class {cls!r}, but only {len(pool)} normal reference images are available")
     order = np.random.default_rng([seed, zlib.crc32(cls.encode())]).permutation(len(pool))
     return [pool[i] for i in order[:shots]]
+
+# %% ../nbs/18_fewshot.ipynb #8eea6ffa
+def _resolved(p) -> str: return str(Path(p).resolve())
+
+def _digest(p) -> str: return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+
+def check_disjoint(root, references, evaluated, cls: str = ""):
+    "Raise if one of `references` (relative to `root`) is one of the `evaluated` image files, or a byte-identical copy of one."
+    ev = [Path(p) for p in evaluated]
+    paths, by_size = {_resolved(p) for p in ev}, {}
+    for p in ev:
+        if p.is_file(): by_size.setdefault(p.stat().st_size, []).append(p)
+    for r in references:
+        f = Path(root) / r
+        same = by_size.get(f.stat().st_size, []) if f.is_file() else []   # only files of equal length are hashed
+        copy = _resolved(f) in paths or next((p for p in same if _digest(p) == _digest(f)), None)
+        if copy: raise ValueError(f"reference {f} of class {cls!r} is " + ("also" if copy is True else f"a copy of {copy},")
+                                  + " an image to evaluate: references must never be among the evaluated images")
+
+def image_size_of(path) -> tuple[int, int]:
+    "(W, H) of an image file from its header, upright as `load_image` returns it."
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            return (h, w) if im.getexif().get(0x0112) in (5, 6, 7, 8) else (w, h)   # EXIF turns by 90 degrees
+    except Exception as e: raise ValueError(f"cannot read image file {path}: {type(e).__name__}: {e}") from e
+
+def check_sizes(paths, sizes, other_sizes, cls: str = ""):
+    "Raise unless every reference size (W, H) is among `other_sizes`, those of the images it is compared with."
+    other = sorted(set(map(tuple, other_sizes)))
+    for p, s in zip(paths, sizes):
+        if tuple(s) not in other:
+            shown = ", ".join(f"{w}x{h}" for w, h in other[:3]) + (", ..." if len(other) > 3 else "")
+            raise ValueError(f"reference {p} of class {cls!r} is {s[0]}x{s[1]} pixels, the images it is compared with "
+                             f"are {shown}: references must be normal images of the same product")
+
+def load_references(root, names, image_size: int, mean, std) -> tuple[Tensor, list]:
+    "Model inputs `[k, 3, S, S]` of the references `names` (relative to `root`) and their original sizes (W, H)."
+    ims = [load_image(Path(root) / n) for n in names]
+    return torch.stack([to_model_input(im, image_size, mean, std) for im in ims]), [im.size for im in ims]
 
 # %% ../nbs/18_fewshot.ipynb #c96b03c8
 @patch(cls_method=True)

@@ -26,8 +26,9 @@ Target: ratio <= 1.25 at k = 4.
 
 auroc -- image and pixel AUROC for k = 0, 1, 2, 4 over `--seeds` on generated data: the four unseen categories
 (2 textures, 2 objects), 8 normal training images each to draw references from, 10 normal and 10 anomalous test
-images; the tiny backbone, untrained and briefly trained (`--epochs` on the four training categories of the same
-seed, as the demo does). A seed fixes the generated data, the training and the draw of the references. The
+images; the tiny backbone, untrained (prompts and heads at their random start, drawn with the seed) and briefly
+trained (`--epochs` on the four training categories of the same seed, as the demo does). A seed fixes the generated
+data, the untrained model, the training and the draw of the references. The
 table gives, per group of categories and k, the mean over the categories, then mean ± standard deviation over
 the seeds, of the fused detector (w = 0.5) and of the few-shot map alone (w = 1). No asserts: the numbers are
 for reading.
@@ -181,6 +182,7 @@ def bench_auroc(a):
             train_root = make_synthetic(d / f"train{seed}", SYNTH_TRAIN_CLASSES, seed=seed)
             train(KAnoCLIPConfig.tiny(), TrainConfig(epochs=a.epochs, batch_size=8, seed=seed, device="cpu", cache="memory"),
                   [train_root], d / f"run{seed}", progress=False)
+            torch.manual_seed(seed)                   # the untrained model's prompts and heads
             for name, model in zip(rows, (KAnoCLIP(KAnoCLIPConfig.tiny()), KAnoCLIP.from_checkpoint(d / f"run{seed}"))):
                 rows[name] += compare_shots(model, test_root, shots=(0, 1, 2, 4), seed=seed)
             print(f"seed {seed} done ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)

@@ -105,7 +105,8 @@ def _knowledge_args(p):
 def cmd_knowledge(a):
     "Build (or resume) a knowledge base JSON."
     import os
-    from kanoclip.knowledge import build_knowledge, ChatClient
+    from kanoclip.chat import ChatClient
+    from kanoclip.describe import build_knowledge
     key = None
     if a.api_key_env:
         if a.api_key_env not in os.environ: raise UsageError(f"kanoclip knowledge: error: --api-key-env {a.api_key_env}: no such environment variable")
@@ -245,7 +246,7 @@ def build_parser() -> Parser:
 # %% ../nbs/20_cli.ipynb #c025
 def is_user_error(e: BaseException) -> bool:
     "True for errors caused by the user's input or environment."
-    k = sys.modules.get("kanoclip.knowledge")  # only loaded when a command used it
+    k = sys.modules.get("kanoclip.chat")  # only loaded when a command used it
     return isinstance(e, (OSError, ValueError)) or (k is not None and isinstance(e, k.KnowledgeError))
 
 # %% ../nbs/20_cli.ipynb #c026

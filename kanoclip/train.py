@@ -18,7 +18,8 @@ from fastcore.basics import patch
 from .clip_vv import VVOutput
 from .model import KAnoCLIP, KAnoCLIPConfig, _atomic_write
 from .data import AnomalyDataset
-from .knowledge import KnowledgeBank, build_knowledge, load_knowledge
+from .knowledge import KnowledgeBank, load_knowledge
+from .describe import build_knowledge
 
 # %% auto #0
 __all__ = ['RESUME_FILE', 'TrainConfig', 'seed_everything', 'epoch_order', 'encoder_key', 'content_key', 'FeatureCache',

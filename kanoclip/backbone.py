@@ -18,7 +18,8 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 # %% auto #0
 __all__ = ['TINY_MODEL', 'DEFAULT_BACKBONE', 'DEFAULT_IMAGE_SIZE', 'TINY_CONFIG', 'register_tiny', 'grid_for', 'resize_pos_embed',
-           'WeightsUnavailableError', 'resolve_weights', 'Backbone', 'freeze', 'load_clip', 'default_layers']
+           'WeightsUnavailableError', 'resolve_weights', 'Backbone', 'freeze', 'load_clip', 'resolve_device',
+           'default_layers']
 
 # %% ../nbs/00_backbone.ipynb #c006
 TINY_MODEL = "kanoclip-tiny"  # name of the built-in tiny random configuration
@@ -189,6 +190,14 @@ def load_clip(name: str = DEFAULT_BACKBONE, pretrained: str | None = "openai", i
     return Backbone(freeze(model).to(device), open_clip.get_tokenizer(name), name, pretrained,
                     model.visual.image_size[0], tuple(tag.get("mean", OPENAI_DATASET_MEAN)),
                     tuple(tag.get("std", OPENAI_DATASET_STD)))
+
+# %% ../nbs/00_backbone.ipynb #92fb4759
+def resolve_device(name: str) -> torch.device:
+    "`auto` -> cuda when available, else cpu; a CUDA device asked for but absent is an error."
+    if name == "auto": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    d = torch.device(name)
+    if d.type == "cuda" and not torch.cuda.is_available(): raise ValueError(f"--device {name}: CUDA is not available here")
+    return d
 
 # %% ../nbs/00_backbone.ipynb #c039
 def default_layers(n_layers: int, n_stages: int = 4) -> tuple[int, ...]:

@@ -65,7 +65,7 @@ def cmd_train(a):
 # %% ../nbs/20_cli.ipynb #c012
 def _load_model(a):
     from kanoclip.model import KAnoCLIP
-    from kanoclip.train import resolve_device
+    from kanoclip.backbone import resolve_device
     over = {k: v for k, v in dict(pretrained=a.pretrained, image_size=a.image_size).items() if v is not None}
     if over.get("pretrained") in ("none", "None"): over["pretrained"] = None
     dev = resolve_device(a.device)
@@ -151,7 +151,8 @@ def run_demo(out, epochs: int = 4, seed: int = 0, device="auto", progress: bool 
     "Generate data, train the tiny model, evaluate zero-shot on unseen categories, predict; returns the metrics."
     from kanoclip.synthetic import make_synthetic_split
     from kanoclip.model import KAnoCLIP, KAnoCLIPConfig
-    from kanoclip.train import TrainConfig, train, resolve_device
+    from kanoclip.backbone import resolve_device
+    from kanoclip.train import TrainConfig, train
     from kanoclip.evaluate import evaluate, metrics_table
     from kanoclip.predict import predict_images
     out, t0 = Path(out), time.time()

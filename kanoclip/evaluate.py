@@ -8,17 +8,16 @@ import json, math, os, re, tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .data import AnomalyDataset, load_meta
 from .metrics import image_metrics, pixel_metrics
-from .predict import overlay
+from .viz import class_figure, denormalize
 
 # %% auto #0
 __all__ = ['METRICS', 'METRIC_TITLES', 'class_metrics', 'mean_metrics', 'metrics_table', 'error_rank', 'pick_examples',
-           'class_figure', 'evaluate']
+           'evaluate']
 
 # %% ../nbs/16_evaluate.ipynb #c006
 METRICS = ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_aupro", "pixel_ap", "pixel_f1max")
@@ -81,35 +80,6 @@ def pick_examples(scores, labels, k: int = 3) -> list[tuple[int, str]]:
     order = [i for i in np.lexsort((-badness, -err)).tolist() if i not in best]
     return [(i, "best") for i in best] + [(i, "worst") for i in order[:k]]
 
-# %% ../nbs/16_evaluate.ipynb #c019
-def _denormalize(x: torch.Tensor, mean, std) -> np.ndarray:
-    "Model input [3,S,S] back to an RGB float array [S,S,3] in [0, 1]."
-    m, s = (torch.tensor(v, dtype=torch.float32).view(3, 1, 1) for v in (mean, std))
-    return (x * s + m).clamp(0, 1).permute(1, 2, 0).numpy()
-
-def _safe_name(cls: str) -> str: return re.sub(r"[^\w.-]", "_", cls) or "class"
-
-def class_figure(path, cls: str, rows: list[dict], dpi: int = 60) -> Path:
-    "Save a grid (image, ground truth, anomaly map) with one row per dict(image, mask, map, score, label, has_mask, tag, specie)."
-    from matplotlib.figure import Figure
-    P, gap, top = 2.0, 0.3, 0.35                       # panel size, title gap, header height (inches)
-    W, H = 3 * P + 0.2, top + len(rows) * (P + gap)
-    fig = Figure(figsize=(W, H))
-    fig.text(0.5, 1 - 0.15 / H, f"{cls}: best and worst", ha="center", va="center", fontsize=10)
-    for r, row in enumerate(rows):
-        kind = "normal" if not row["label"] else f"anomalous ({row['specie']})" if row["specie"] else "anomalous"
-        titles = (f"{row['tag']}: {kind}", "ground truth" if row["has_mask"] or not row["label"] else "no mask",
-                  f"score {row['score']:.3f}")
-        panels = (row["image"], row["mask"], overlay(row["image"], row["map"]))
-        y = H - top - (r + 1) * (P + gap)
-        for c, (title, img) in enumerate(zip(titles, panels)):
-            ax = fig.add_axes(((0.1 + c * P + 0.05) / W, y / H, (P - 0.1) / W, P / H))
-            ax.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest"); ax.set_axis_off()
-            fig.text((0.1 + c * P + P / 2) / W, (y + P + 0.12) / H, title, ha="center", va="center", fontsize=8)
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
-
 # %% ../nbs/16_evaluate.ipynb #c021
 def _select_classes(meta: dict, classes, source) -> list[str]:
     "The test classes to evaluate: all (None), or the given ones (checked, named when unknown)."
@@ -141,12 +111,14 @@ def _run_class(model, ds: AnomalyDataset, cls: str, batch_size: int, device, num
     return r
 
 # %% ../nbs/16_evaluate.ipynb #c023
+def _safe_name(cls: str) -> str: return re.sub(r"[^\w.-]", "_", cls) or "class"
+
 def _figure_rows(ds: AnomalyDataset, r: dict, k: int) -> list[dict]:
     mean, std = ds.mean.flatten().tolist(), ds.std.flatten().tolist()
     rows = []
     for i, tag in pick_examples(r["scores"], r["labels"], k):
         item = ds[i]
-        rows.append(dict(image=_denormalize(item["image"], mean, std), mask=r["masks"][i], map=r["maps"][i],
+        rows.append(dict(image=denormalize(item["image"], mean, std), mask=r["masks"][i], map=r["maps"][i],
                          score=float(r["scores"][i]), label=int(r["labels"][i]), has_mask=bool(r["has_mask"][i]),
                          tag=tag, specie=item["specie_name"]))
     return rows

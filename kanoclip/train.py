@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 
+from .backbone import resolve_device
 from .clip_vv import VVOutput
 from .model import KAnoCLIP, KAnoCLIPConfig, _atomic_write
 from .data import AnomalyDataset
@@ -24,7 +25,7 @@ from .describe import build_knowledge
 # %% auto #0
 __all__ = ['RESUME_FILE', 'TrainConfig', 'seed_everything', 'epoch_order', 'encoder_key', 'content_key', 'FeatureCache',
            'save_resume', 'load_resume', 'batch_features', 'fill_cache', 'train_step', 'make_optimizer',
-           'resolve_device', 'training_knowledge', 'deferred_interrupt', 'train']
+           'training_knowledge', 'deferred_interrupt', 'train']
 
 # %% ../nbs/15_train.ipynb #c006
 @dataclass
@@ -205,13 +206,6 @@ def make_optimizer(model: KAnoCLIP, tc: TrainConfig) -> torch.optim.Optimizer:
     if tc.optimizer == "sgd": return torch.optim.SGD(params, lr=tc.lr, momentum=tc.betas[0], weight_decay=tc.weight_decay)
     cls = torch.optim.AdamW if tc.optimizer == "adamw" else torch.optim.Adam
     return cls(params, lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay)
-
-def resolve_device(name: str) -> torch.device:
-    "`auto` -> cuda when available, else cpu; a CUDA device asked for but absent is an error."
-    if name == "auto": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    d = torch.device(name)
-    if d.type == "cuda" and not torch.cuda.is_available(): raise ValueError(f"--device {name}: CUDA is not available here")
-    return d
 
 # %% ../nbs/15_train.ipynb #c029
 def training_knowledge(model: KAnoCLIP, datasets: list, path, out: Path) -> KnowledgeBank | None:

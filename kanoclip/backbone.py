@@ -23,7 +23,7 @@ __all__ = ['TINY_MODEL', 'DEFAULT_BACKBONE', 'DEFAULT_IMAGE_SIZE', 'TINY_CONFIG'
 
 # %% ../nbs/00_backbone.ipynb #c006
 TINY_MODEL = "kanoclip-tiny"  # name of the built-in tiny random configuration
-DEFAULT_BACKBONE = "ViT-L-14-336-quickgelu"  # the paper's backbone (DESIGN.md)
+DEFAULT_BACKBONE = "ViT-L-14-336-quickgelu"  # the paper's ViT-L/14@336px; OpenAI trained it with QuickGELU
 DEFAULT_IMAGE_SIZE = 518  # 37 x 37 patches of 14 px
 TINY_CONFIG = Path(str(files("kanoclip") / "assets" / f"{TINY_MODEL}.json"))  # shipped config file
 

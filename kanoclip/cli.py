@@ -8,9 +8,8 @@ import argparse, json, sys, time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['REAL_DATA_HINT', 'DATASETS', 'COMMANDS', 'UsageError', 'Parser', 'add_common', 'cmd_prepare', 'model_config_from',
-           'cmd_train', 'cmd_test', 'cmd_predict', 'cmd_knowledge', 'cmd_demo', 'run_demo', 'build_parser',
-           'is_user_error', 'main']
+__all__ = ['REAL_DATA_HINT', 'COMMANDS', 'UsageError', 'Parser', 'add_common', 'cmd_prepare', 'model_config_from', 'cmd_train',
+           'cmd_test', 'cmd_predict', 'cmd_knowledge', 'cmd_demo', 'run_demo', 'build_parser', 'is_user_error', 'main']
 
 # %% ../nbs/20_cli.ipynb #c006
 class UsageError(Exception):
@@ -28,7 +27,6 @@ def add_common(p, backbone=True):
     p.add_argument("--pretrained", default=None, help="open_clip tag (openai), a local weights file, or none")
     p.add_argument("--image-size", type=int, default=None, help="input size in pixels (default: 518)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
 
 # %% ../nbs/20_cli.ipynb #c010
 def cmd_prepare(a):
@@ -174,9 +172,8 @@ def run_demo(out, epochs: int = 4, seed: int = 0, device="auto", progress: bool 
     return metrics
 
 # %% ../nbs/20_cli.ipynb #c021
-DATASETS = ("mvtec", "visa", "mpdd", "btad", "sdd", "dagm", "brainmri", "liverct", "resc", "br35h", "covid19", "headct", "folder")
-
 def _prepare_args(p):
+    from kanoclip.data import DATASETS   # the names prepare_dataset knows, listed once
     p.add_argument("--dataset", required=True, choices=DATASETS, metavar="NAME", help=f"one of: {', '.join(DATASETS)}")
     p.add_argument("--root", required=True, help="the dataset folder, in its original layout")
     for o, h in [("--normal-dir", "folder: sub-folder of normal images"), ("--abnormal-dir", "folder: sub-folder of anomalous images"),
@@ -198,6 +195,7 @@ def _train_args(p):
     p.add_argument("--epochs", type=int, default=15); p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3); p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and data order")
     p.add_argument("--cache", default="auto", choices=("auto", "memory", "disk", "none"), help="CLIP-VV feature cache")
     p.add_argument("--amp", default="auto", choices=("auto", "on", "off"), help="bf16 autocast (auto: on CUDA)")
     p.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help="torch.compile (auto: on CUDA)")
@@ -226,13 +224,13 @@ def _predict_args(p):
     p.add_argument("--threshold", type=float, default=None, help="decision threshold on the image score")
 
 # %% ../nbs/20_cli.ipynb #c023
-COMMANDS = dict(
-    prepare=(_prepare_args, "cmd_prepare", "write DIR/meta.json for a dataset in its original layout"),
-    knowledge=(lambda p: _knowledge_args(p), "cmd_knowledge", "build the LLM-VQA knowledge base (JSON) for a dataset's classes and images"),
-    train=(_train_args, "cmd_train", "train on auxiliary data, write a checkpoint into RUN_DIR"),
-    test=(_test_args, "cmd_test", "zero-shot evaluation: metrics.json, metrics.md and figures"),
-    predict=(_predict_args, "cmd_predict", "scores and anomaly maps for any images"),
-    demo=(lambda p: _demo_args(p), "cmd_demo", "the whole pipeline offline on generated data"),
+COMMANDS = dict(   # name: (adds its options, runs it, one-line help)
+    prepare=(_prepare_args, cmd_prepare, "write DIR/meta.json for a dataset in its original layout"),
+    knowledge=(_knowledge_args, cmd_knowledge, "build the LLM-VQA knowledge base (JSON) for a dataset's classes and images"),
+    train=(_train_args, cmd_train, "train on auxiliary data, write a checkpoint into RUN_DIR"),
+    test=(_test_args, cmd_test, "zero-shot evaluation: metrics.json, metrics.md and figures"),
+    predict=(_predict_args, cmd_predict, "scores and anomaly maps for any images"),
+    demo=(_demo_args, cmd_demo, "the whole pipeline offline on generated data"),
 )
 
 def build_parser() -> Parser:
@@ -240,8 +238,9 @@ def build_parser() -> Parser:
     p = Parser(prog="kanoclip", description="KAnoCLIP zero-shot anomaly detection")
     p.add_argument("--version", action="version", version=f"kanoclip {__import__('kanoclip').__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for name, (add, _, help_) in COMMANDS.items():
-        add(sub.add_parser(name, help=help_, description=help_))
+    for name, (add, run, help_) in COMMANDS.items():
+        s = sub.add_parser(name, help=help_, description=help_)
+        add(s); s.set_defaults(func=run)
     return p
 
 # %% ../nbs/20_cli.ipynb #c025
@@ -256,7 +255,7 @@ def main(argv=None) -> int:
     try:
         a = build_parser().parse_args(argv)
         if a.command is None: build_parser().print_help(); return 2
-        globals()[COMMANDS[a.command][1]](a)
+        a.func(a)
         return 0
     except SystemExit as e: return e.code if isinstance(e.code, int) else 0   # --help, --version
     except UsageError as e: msg = str(e)

@@ -16,9 +16,8 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['DATASETS', 'IMG_EXTS', 'SPLITS', 'SAMPLE_KEYS', 'OPENAI_MEAN', 'OPENAI_STD', 'MASK_DIRS', 'load_image', 'load_mask',
-           'write_meta', 'validate_meta', 'load_meta', 'prepare_dataset', 'meta_summary', 'AnomalyDataset',
-           'to_model_input']
+__all__ = ['DATASETS', 'IMG_EXTS', 'SPLITS', 'SAMPLE_KEYS', 'MASK_DIRS', 'load_image', 'load_mask', 'write_meta', 'validate_meta',
+           'load_meta', 'prepare_dataset', 'meta_summary', 'AnomalyDataset', 'to_model_input']
 
 # %% ../nbs/09_data.ipynb #c006
 DATASETS = ("mvtec", "visa", "mpdd", "btad", "sdd", "dagm",
@@ -26,8 +25,6 @@ DATASETS = ("mvtec", "visa", "mpdd", "btad", "sdd", "dagm",
 IMG_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # case-insensitive
 SPLITS = ("train", "test")
 SAMPLE_KEYS = ("img_path", "mask_path", "cls_name", "specie_name", "anomaly")
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 # %% ../nbs/09_data.ipynb #c009
 def _check_file(path: Path, what: str = "image"):
@@ -445,7 +442,7 @@ def _folder(root: Path, normal_dir="good", abnormal_dir="defect", mask_dir=None,
 # %% ../nbs/09_data.ipynb #c061
 class AnomalyDataset(Dataset):
     "One split of a dataset indexed by `root/meta.json` (or `meta`), as model-ready tensors."
-    def __init__(self, root, image_size: int = 224, mean=OPENAI_MEAN, std=OPENAI_STD, split: str = "test",
+    def __init__(self, root, image_size: int = 224, mean=None, std=None, split: str = "test",
                  classes=None, skip_bad: bool = False, meta: dict | None = None):
         self.root = Path(root)
         source = self.root / "meta.json"
@@ -458,6 +455,9 @@ class AnomalyDataset(Dataset):
         if unknown: raise ValueError(f"classes {unknown} not in split {split!r} of {source}: it has {', '.join(avail)}")
         if not isinstance(image_size, int) or image_size < 1: raise ValueError(f"image_size must be a positive int, got {image_size!r}")
         self.image_size, self.split, self.skip_bad = image_size, split, skip_bad
+        if mean is None or std is None:   # CLIP's normalisation (imported here: indexing data needs no open_clip)
+            from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+            mean, std = mean or OPENAI_DATASET_MEAN, std or OPENAI_DATASET_STD
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
         self.skipped: list[tuple[str, str]] = []

@@ -16,13 +16,10 @@ from .metrics import image_metrics, pixel_metrics
 from .viz import class_figure, denormalize
 
 # %% auto #0
-__all__ = ['METRICS', 'METRIC_TITLES', 'class_metrics', 'mean_metrics', 'metrics_table', 'error_rank', 'pick_examples',
-           'evaluate']
+__all__ = ['METRICS', 'class_metrics', 'mean_metrics', 'metrics_table', 'error_rank', 'pick_examples', 'evaluate']
 
 # %% ../nbs/16_evaluate.ipynb #c006
 METRICS = ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_aupro", "pixel_ap", "pixel_f1max")
-METRIC_TITLES = dict(image_auroc="I-AUROC", image_ap="I-AP", image_f1max="I-F1max", pixel_auroc="P-AUROC",
-                     pixel_aupro="P-AUPRO", pixel_ap="P-AP", pixel_f1max="P-F1max")
 
 def _finite_or_none(v) -> float | None: return None if v is None or not math.isfinite(v) else float(v)
 
@@ -51,7 +48,7 @@ def _pct(v) -> str: return "-" if v is None else f"{100 * v:.1f}"
 
 def metrics_table(metrics: dict) -> str:
     "Markdown table of a metrics dict (metrics.json format): classes and mean as rows, metrics in percent."
-    head = ["class", "images"] + [METRIC_TITLES[k] for k in METRICS]
+    head = ["class", "images", *METRICS]
     rows = [[c, str(v.get("n_images", ""))] + [_pct(v.get(k)) for k in METRICS] for c, v in metrics["classes"].items()]
     total = sum(v.get("n_images", 0) for v in metrics["classes"].values())
     rows.append(["mean", str(total)] + [_pct(metrics["mean"].get(k)) for k in METRICS])

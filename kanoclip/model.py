@@ -18,7 +18,7 @@ from .backbone import Backbone, load_clip, TINY_MODEL, DEFAULT_BACKBONE, DEFAULT
 from .clip_vv import CLIPVV, VVOutput
 from .prompts import PromptLearner, FixedPrompts, NORMAL_WORDS, ABNORMAL_WORDS
 from .bicmci import BiCMCI
-from .adapter import ConvAdapter, global_score
+from .adapter import ConvAdapter, global_score, image_score
 from .losses import local_loss, global_loss, total_loss
 from .knowledge import kd_loss
 
@@ -130,7 +130,7 @@ def heads(self: KAnoCLIP, feats: VVOutput, class_names) -> dict:
     text = class_text[torch.tensor([classes.index(n) for n in names], device=class_text.device)]  # [B, 2, C]
     out = self.bicmci(feats.patches, text, feats.grid, self.config.image_size)
     out["image_prob"] = global_score(self.adapter(feats.global_feat), text, self.config.temperature)  # p, eq. 12
-    out["score"] = (out["image_prob"] + out["anomaly_map"].flatten(1).amax(1)) / 2
+    out["score"] = image_score(out["image_prob"], out["anomaly_map"])                                  # S, eq. 12
     return out | dict(text=text, class_text=class_text, classes=classes)
 
 # %% ../nbs/08_model.ipynb #c023

@@ -19,7 +19,7 @@ from .backbone import resolve_device
 from .clip_vv import VVOutput
 from .model import KAnoCLIP, KAnoCLIPConfig, _atomic_write
 from .data import AnomalyDataset
-from .knowledge import KnowledgeBank, load_knowledge
+from .knowledge import KnowledgeBank, load_knowledge, merge_knowledge
 from .describe import build_knowledge
 
 # %% auto #0
@@ -212,13 +212,10 @@ def training_knowledge(model: KAnoCLIP, datasets: list, path, out: Path) -> Know
     "The knowledge bank for the classes of `datasets`: from `path`, or the offline defaults built into `out`."
     if not model.config.use_knpl: return None
     classes = sorted({s["cls_name"] for d in datasets for s in d.samples})
-    if path: kb = load_knowledge(path)
-    else:
-        kb = {"version": 1, "classes": {}, "images": {}, "meta": {}}
-        for i, d in enumerate(datasets):
-            part = build_knowledge(out / f"knowledge_{i}.json", classes=sorted({s["cls_name"] for s in d.samples}),
-                                   images=list(d.samples), root=d.root, unknown_classes="generic", progress=False)
-            kb["classes"].update(part["classes"]); kb["images"].update(part["images"]); kb["meta"] = part["meta"]
+    kb = load_knowledge(path) if path else merge_knowledge(*(
+        build_knowledge(out / f"knowledge_{i}.json", classes=sorted({s["cls_name"] for s in d.samples}),
+                        images=list(d.samples), root=d.root, unknown_classes="generic", progress=False)
+        for i, d in enumerate(datasets)))
     return KnowledgeBank(model.clip, model.backbone.tokenizer, kb, classes=classes)
 
 # %% ../nbs/15_train.ipynb #c032

@@ -445,6 +445,9 @@ def test_dataset_items(tmp_path):
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=5)))
     assert batch["image"].shape == (5, 3, 16, 16) and batch["label"].tolist() == [1, 1, 1, 0, 0]
     with pytest.raises(ValueError, match="split 'valid' not in"): AnomalyDataset(root, split="valid")
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD   # the default: CLIP's normalisation
+    clip = AnomalyDataset(root, image_size=16)
+    assert clip.mean.flatten().tolist() == pytest.approx(OPENAI_DATASET_MEAN) and clip.std.flatten().tolist() == pytest.approx(OPENAI_DATASET_STD)
 
 
 def test_dataset_bad_files(tmp_path):

@@ -5,7 +5,7 @@
 # %% ../nbs/15_train.ipynb #c003
 from __future__ import annotations
 import hashlib, json, random, shutil, signal, threading, time
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,8 @@ from .describe import build_knowledge
 # %% auto #0
 __all__ = ['RESUME_FILE', 'TrainConfig', 'seed_everything', 'epoch_order', 'encoder_key', 'content_key', 'FeatureCache',
            'save_resume', 'load_resume', 'batch_features', 'fill_cache', 'train_step', 'make_optimizer',
-           'training_knowledge', 'deferred_interrupt', 'train']
+           'training_knowledge', 'deferred_interrupt', 'Run', 'make_run', 'run_epoch', 'save_checkpoint', 'fit',
+           'train']
 
 # %% ../nbs/15_train.ipynb #c006
 @dataclass
@@ -247,29 +248,41 @@ def _cache_mode(tc: TrainConfig, n: int, model: KAnoCLIP, itemsize: int) -> str:
     size = n * ((len(model.encoder.layers) * h * w + 1) * c * itemsize + model.config.image_size ** 2)
     return "memory" if size < 2 * 2**30 else "disk"
 
-def _resumed(out: Path, mc: KAnoCLIPConfig, tc: TrainConfig):
+def _resumed(out: Path):
     "The model and train settings stored in run folder `out`, for `--resume`."
     from kanoclip.model import read_checkpoint_config
     if not (out / RESUME_FILE).is_file(): raise FileNotFoundError(f"--resume: {out / RESUME_FILE} not found; nothing to resume")
     doc = read_checkpoint_config(out)
     return KAnoCLIPConfig.from_dict(doc["model"], str(out / "config.json")), TrainConfig(**doc["train"])
 
-# %% ../nbs/15_train.ipynb #c035
-def train(model_config: KAnoCLIPConfig, train_config: TrainConfig, data, out_dir, resume: bool = False,
-          progress: bool = True) -> dict:
-    "Train KAnoCLIP on the prepared dataset folder(s) `data`; checkpoints go to `out_dir` after every epoch."
-    out, roots = Path(out_dir), _check_roots(data)
-    if resume: model_config, train_config = _resumed(out, model_config, train_config)
-    elif (out / RESUME_FILE).exists():
-        raise ValueError(f"--out {out} already holds a training run: pass --resume to continue it, or choose another folder")
-    mc, tc = model_config, train_config
+# %% ../nbs/15_train.ipynb #b834dd83
+@dataclass
+class Run:
+    "The state of one training run, passed from epoch to epoch (built by `make_run`)."
+    model: KAnoCLIP                   # the model; only its prompts, Bi-CMCI and Conv-Adapter train
+    opt: torch.optim.Optimizer        # optimiser over the trainable parameters
+    ds: ConcatDataset                 # the training images of every dataset folder
+    keys: list                        # feature-cache key of each image of `ds`
+    cache: FeatureCache               # CLIP-VV features of the training images
+    bank: KnowledgeBank | None        # w^k of the training classes for the KD loss (None without KnPL)
+    tc: TrainConfig                   # the training settings
+    out: Path                         # run folder: checkpoints, resume file, log
+    extra: dict                       # what config.json records besides the model settings
+    device: torch.device              # where the heads train
+    amp: bool                         # bf16 autocast in the steps
+    epoch: int = 0                    # position: the epoch in progress (0-based) ...
+    batch: int = 0                    # ... and the number of its batches already done
+    history: list = field(default_factory=list)  # one record per epoch finished in this process
+
+# %% ../nbs/15_train.ipynb #24746605
+def make_run(mc: KAnoCLIPConfig, tc: TrainConfig, roots: list[Path], out: Path, resume: bool = False) -> Run:
+    "Seed, build the model, data, knowledge, optimiser and cache of a run; on `resume`, restore its position."
     device = resolve_device(tc.device)
     amp, compile_ = (f == "on" or (f == "auto" and device.type == "cuda") for f in (tc.amp, tc.compile))
     seed_everything(tc.seed)
     model = KAnoCLIP(mc).to(device)
     bb = model.backbone
     sets = [AnomalyDataset(r, image_size=mc.image_size, mean=bb.mean, std=bb.std, split="test") for r in roots]
-    ds = ConcatDataset(sets)
     keys = [content_key(d.root / s["img_path"], s["mask_path"] and d.root / s["mask_path"]) for d in sets for s in d.samples]
     out.mkdir(parents=True, exist_ok=True)
     bank = training_knowledge(model, sets, tc.knowledge, out)
@@ -277,51 +290,73 @@ def train(model_config: KAnoCLIPConfig, train_config: TrainConfig, data, out_dir
     extra = dict(train={**asdict(tc), "betas": list(tc.betas)}, data=[str(r) for r in roots])
     pos = load_resume(out / RESUME_FILE, model, opt) if resume else dict(epoch=0, batch=0)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
+    ds = ConcatDataset(sets)
     cache = FeatureCache(model, _cache_mode(tc, len(ds), model, dtype.itemsize), out / "feature_cache", dtype)
     if compile_: model.bicmci.forward = torch.compile(model.bicmci.forward)
-    return _fit(model, opt, ds, keys, cache, bank, tc, out, pos, extra, amp, device, progress)
+    return Run(model, opt, ds, keys, cache, bank, tc, out, extra, device, amp, pos["epoch"], pos["batch"])
 
-# %% ../nbs/15_train.ipynb #c036
 def _batches(n: int, tc: TrainConfig, epoch: int) -> list[list[int]]:
+    "The batches of `epoch`: its shuffled order cut into `tc.batch_size` pieces."
     order = epoch_order(n, tc.seed, epoch)
     return [order[i:i + tc.batch_size] for i in range(0, n, tc.batch_size)]
 
-def _fit(model, opt, ds, keys, cache, bank, tc, out, pos, extra, amp, device, progress) -> dict:
-    "The epoch loop of `train`: checkpoint after every epoch, save and stop on Ctrl-C."
-    t0, hist = time.time(), []
-    fill_cache(model, ds, keys, cache, _batches(len(ds), tc, 0), device, tc.num_workers, progress)
-    model.train()
+# %% ../nbs/15_train.ipynb #bf6f1244
+def run_epoch(run: Run, stop=None, progress: bool = True) -> dict:
+    "Train the remaining batches of epoch `run.epoch`; advance the position and return the epoch's record."
+    batches = _batches(len(run.ds), run.tc, run.epoch)
+    cached = {k for k in set(run.keys) if k in run.cache}
+    loader = DataLoader(_Uncached(run.ds, run.keys, cached), batch_sampler=batches[run.batch:],
+                        num_workers=run.tc.num_workers, collate_fn=list)
+    sums, t0 = {}, time.time()
+    bar = tqdm(loader, desc=f"epoch {run.epoch + 1}/{run.tc.epochs}", disable=not progress, leave=False)
+    for items in bar:
+        losses = train_step(run.model, run.opt, *batch_features(run.model, run.cache, items, run.keys, run.device),
+                            bank=run.bank, amp=run.amp)
+        run.batch += 1
+        for k, v in losses.items(): sums[k] = sums.get(k, 0.0) + v * len(items)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+        if stop is not None and stop.requested and run.batch < len(batches): raise KeyboardInterrupt
+    rec = dict(epoch=run.epoch + 1, seconds=round(time.time() - t0, 3), **{k: v / len(run.ds) for k, v in sums.items()})
+    run.epoch, run.batch = run.epoch + 1, 0
+    run.history.append(rec)
+    return rec
+
+# %% ../nbs/15_train.ipynb #49ce00d9
+def save_checkpoint(run: Run):
+    "Write the inference checkpoint and the resume file (position `run.epoch`, `run.batch`) into `run.out`."
+    run.model.save(run.out, extra=run.extra)
+    save_resume(run.out / RESUME_FILE, run.model, run.opt, run.epoch, run.batch, run.extra)
+
+# %% ../nbs/15_train.ipynb #644d3dc5
+def fit(run: Run, progress: bool = True) -> list[dict]:
+    "Train `run` from its position to the last epoch, logging and checkpointing every epoch; save and stop on Ctrl-C."
+    run.model.train()
     with deferred_interrupt() as stop:
-        for epoch in range(pos["epoch"], tc.epochs):
-            batches = _batches(len(ds), tc, epoch)
-            done = pos["batch"] if epoch == pos["epoch"] else 0
-            cached = {k for k in set(keys) if k in cache}
-            loader = DataLoader(_Uncached(ds, keys, cached), batch_sampler=batches[done:], num_workers=tc.num_workers, collate_fn=list)
-            sums, te = {}, time.time()
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not progress, leave=False)
-            try:
-                for items in bar:
-                    losses = train_step(model, opt, *batch_features(model, cache, items, keys, device), bank=bank, amp=amp)
-                    done += 1
-                    for k, v in losses.items(): sums[k] = sums.get(k, 0.0) + v * len(items)
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
-                    if stop.requested and done < len(batches): raise KeyboardInterrupt
+        while run.epoch < run.tc.epochs:
+            try: rec = run_epoch(run, stop, progress)
             except KeyboardInterrupt:
-                _checkpoint(model, opt, out, epoch, done, extra)
-                print(f"\ninterrupted: saved epoch {epoch + 1}, batch {done} to {out}; continue with --resume")
+                save_checkpoint(run)
+                print(f"\ninterrupted: saved epoch {run.epoch + 1}, batch {run.batch} to {run.out}; continue with --resume")
                 raise
-            rec = dict(epoch=epoch + 1, seconds=round(time.time() - te, 3), **{k: v / len(ds) for k, v in sums.items()})
-            hist.append(rec)
-            with open(out / "log.jsonl", "a") as f: f.write(json.dumps(rec) + "\n")
-            _checkpoint(model, opt, out, epoch + 1, 0, extra)
+            with open(run.out / "log.jsonl", "a") as f: f.write(json.dumps(rec) + "\n")
+            save_checkpoint(run)
             if progress: print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()))
             if stop.requested:
-                print(f"interrupted: saved epoch {epoch + 1} to {out}; continue with --resume"); raise KeyboardInterrupt
-    model.eval()
-    return dict(run_dir=str(out), epochs=hist, cache=dict(mode=cache.mode, hits=cache.hits, misses=cache.misses),
-                seconds=round(time.time() - t0, 3))
+                print(f"interrupted: saved epoch {run.epoch} to {run.out}; continue with --resume"); raise KeyboardInterrupt
+    run.model.eval()
+    return run.history
 
-def _checkpoint(model, opt, out, epoch, batch, extra):
-    "Write the inference checkpoint and the resume file (each atomically)."
-    model.save(out, extra=extra)
-    save_resume(out / RESUME_FILE, model, opt, epoch, batch, extra)
+# %% ../nbs/15_train.ipynb #75ea4a92
+def train(model_config: KAnoCLIPConfig, train_config: TrainConfig, data, out_dir, resume: bool = False,
+          progress: bool = True) -> dict:
+    "Train KAnoCLIP on the prepared dataset folder(s) `data`; checkpoints go to `out_dir` after every epoch."
+    out, roots = Path(out_dir), _check_roots(data)
+    if resume: model_config, train_config = _resumed(out)
+    elif (out / RESUME_FILE).exists():
+        raise ValueError(f"--out {out} already holds a training run: pass --resume to continue it, or choose another folder")
+    run = make_run(model_config, train_config, roots, out, resume)
+    t0 = time.time()
+    fill_cache(run.model, run.ds, run.keys, run.cache, _batches(len(run.ds), run.tc, 0), run.device, run.tc.num_workers, progress)
+    fit(run, progress)
+    return dict(run_dir=str(out), epochs=run.history, seconds=round(time.time() - t0, 3),
+                cache=dict(mode=run.cache.mode, hits=run.cache.hits, misses=run.cache.misses))

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from PIL import Image
 from fastcore.basics import patch
 
+from .backbone import InputError
 from .prompts import clean_class_name
 
 # %% auto #0
@@ -106,8 +107,8 @@ class ChatClient:
 
     def __post_init__(self):
         if not isinstance(self.base_url, str) or not re.match(r"https?://[^/]+", self.base_url):
-            raise ValueError(f"{self.kind} base_url must be an http:// or https:// URL, got {self.base_url!r}")
-        if not self.model: raise ValueError(f"{self.kind} model is not set: pass model= or set KANOCLIP_{self.kind.upper()}_MODEL")
+            raise InputError(f"{self.kind} base_url must be an http:// or https:// URL, got {self.base_url!r}", arg=f"{self.kind}_url")
+        if not self.model: raise InputError(f"{self.kind} model is not set (nor KANOCLIP_{self.kind.upper()}_MODEL)", arg=f"{self.kind}_model")
         if self.retries < 0 or self.timeout <= 0: raise ValueError(f"{self.kind} client: retries must be >= 0 and timeout > 0")
 
     @property

@@ -12,6 +12,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 from tqdm.auto import tqdm
 
+from .backbone import InputError
 from .prompts import clean_class_name
 from .knowledge import empty_knowledge, load_knowledge, save_knowledge, builtin_knowledge, _lookup_class
 from .chat import (ChatClient, KnowledgeError, EndpointError, MalformedAnswer, describe_class, describe_image,
@@ -168,7 +169,7 @@ def _check_samples(images) -> list[dict]:
     out = []
     for i, s in enumerate(images or []):
         if not isinstance(s, dict) or not s.get("img_path") or not s.get("cls_name"):
-            raise ValueError(f"images[{i}] must be a meta.json sample with img_path and cls_name, got {s!r:.100}")
+            raise InputError(f"images[{i}] must be a meta.json sample with img_path and cls_name, got {s!r:.100}")
         out.append(s)
     return out
 
@@ -194,12 +195,12 @@ def _plan(kb, classes, samples, root, llm, vqa, n_llm, m_vqa, unknown_classes, b
         elif not isinstance(builtin, dict): builtin = load_knowledge(builtin)
         key = _lookup_class(builtin, cls)
         if key is None and unknown_classes != "generic":
-            raise ValueError(f"class {cls!r} is not in the built-in knowledge base and no LLM endpoint is configured: "
-                             f"pass llm= (--llm-url/--llm-model), or unknown_classes='generic' for class-agnostic descriptions")
+            raise InputError(f"class {cls!r} is not in the built-in knowledge base and no LLM endpoint is configured: "
+                             f"configure one, or allow class-agnostic descriptions (unknown_classes='generic')")
         texts = builtin["classes"][key]["llm"] if key else [t.format(cls=clean_class_name(cls)) for t in GENERIC_DESCRIPTIONS]
         if len(texts) < n_llm:
-            raise ValueError(f"n_llm={n_llm}: the built-in knowledge base has only {len(texts)} descriptions for class "
-                             f"{cls!r}; configure an LLM endpoint for more")
+            raise InputError(f"n_llm={n_llm}: the built-in knowledge base has only {len(texts)} descriptions for class "
+                             f"{cls!r}; configure an LLM endpoint for more", arg="n_llm")
         tasks.append(("classes", cls, cls, lambda t=texts[:n_llm], k=key: (t, "builtin" if k else "generic")))
     for s in samples:
         if not int(s.get("anomaly", 0)) or len(kb["images"].get(s["img_path"], {}).get("vqa", [])) >= m_vqa: continue
@@ -223,11 +224,11 @@ def build_knowledge(out_path, classes=None, images=None, root=None, llm=None, vq
                     m_vqa: int = 1, unknown_classes: str = "error", builtin=None, strict: bool = True,
                     overwrite: bool = False, progress: bool = True) -> dict:
     "Build (or resume) the LLM-VQA knowledge base at `out_path` for `classes` and the anomalous `images`."
-    if n_llm < 1 or m_vqa < 1: raise ValueError(f"n_llm and m_vqa must be >= 1, got {n_llm} and {m_vqa}")
+    if n_llm < 1 or m_vqa < 1: raise InputError(f"n_llm and m_vqa must be >= 1, got {n_llm} and {m_vqa}", arg="n_llm" if n_llm < 1 else "m_vqa")
     if unknown_classes not in ("error", "generic"): raise ValueError(f"unknown_classes must be 'error' or 'generic', got {unknown_classes!r}")
     llm, vqa, samples = _client(llm, "llm"), _client(vqa, "vqa"), _check_samples(images)
     classes = list(dict.fromkeys([*(classes or []), *(s["cls_name"] for s in samples)]))
-    if not classes: raise ValueError("no classes to describe: pass classes= or images=")
+    if not classes: raise InputError("no classes to describe: give classes, or images of some")
     out = Path(out_path)
     kb = load_knowledge(out) if out.exists() and not overwrite else empty_knowledge()
     tasks = _plan(kb, classes, samples, root, llm, vqa, n_llm, m_vqa, unknown_classes, builtin)

@@ -11,6 +11,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .backbone import InputError
 from .data import AnomalyDataset, load_meta
 from .metrics import image_metrics, pixel_metrics
 from .viz import class_figure, denormalize
@@ -80,15 +81,15 @@ def pick_examples(scores, labels, k: int = 3) -> list[tuple[int, str]]:
 # %% ../nbs/16_evaluate.ipynb #c021
 def _select_classes(meta: dict, classes, source) -> list[str]:
     "The test classes to evaluate: all (None), or the given ones (checked, named when unknown)."
-    if "test" not in meta: raise ValueError(f"{source} has no test split")
+    if "test" not in meta: raise InputError(f"{source} has no test split", arg="data_root")
     avail = list(meta["test"])
     if classes is None: classes = avail
     elif isinstance(classes, str): classes = [classes]
     classes = list(dict.fromkeys(classes))
-    if not classes: raise ValueError("classes is empty: give at least one class name, or None for all")
+    if not classes: raise InputError("classes is empty: give at least one class name, or None for all", arg="classes")
     unknown = [c for c in classes if c not in meta["test"]]
-    if unknown: raise ValueError(f"unknown class {unknown[0]!r}: the test split of {source} has {', '.join(avail) or 'no classes'}")
-    if not any(meta["test"][c] for c in classes): raise ValueError(f"no test images for class(es) {', '.join(classes)} in {source}")
+    if unknown: raise InputError(f"unknown class {unknown[0]!r}: the test split of {source} has {', '.join(avail) or 'no classes'}", arg="classes")
+    if not any(meta["test"][c] for c in classes): raise InputError(f"no test images for class(es) {', '.join(classes)} in {source}", arg="classes")
     return classes
 
 # %% ../nbs/16_evaluate.ipynb #c022
@@ -134,7 +135,7 @@ def evaluate(model, data_root, out_dir, batch_size: int = 8, device="cpu", class
              progress: bool = True, num_workers: int = 0, n_examples: int = 3, dataset_name: str | None = None) -> dict:
     "Zero-shot evaluation of `model` on the test split of prepared dataset `data_root`; writes metrics.json, metrics.md, figures/."
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}", arg="batch_size")
     root = Path(data_root)
     meta = load_meta(root)
     classes = _select_classes(meta, classes, root / "meta.json")

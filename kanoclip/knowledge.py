@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 
+from .backbone import InputError
 from .prompts import clean_class_name, encode_texts
 
 # %% auto #0
@@ -30,8 +31,8 @@ def _check_texts(value, where: str, bad):
 
 # %% ../nbs/03_knowledge.ipynb #c007
 def validate_knowledge(kb, source: str = "<dict>") -> dict:
-    "Check `kb` against the knowledge base format; raise ValueError naming `source` and the bad field."
-    def bad(where, what): raise ValueError(f"{source}: {where} {what}")
+    "Check `kb` against the knowledge base format; raise InputError naming `source` and the bad field."
+    def bad(where, what): raise InputError(f"{source}: {where} {what}")
     if not isinstance(kb, dict): bad("the knowledge base", f"must be a JSON object, got {type(kb).__name__}")
     if kb.get("version") != KB_VERSION: bad("version", f"must be {KB_VERSION}, got {kb.get('version')!r}")
     if "classes" not in kb: bad("classes", "is missing")
@@ -57,7 +58,7 @@ def load_knowledge(path) -> dict:
     p = Path(path)
     if not p.is_file(): raise FileNotFoundError(f"knowledge base file not found: {p}")
     try: kb = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{p}: not valid JSON ({e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise InputError(f"{p}: not valid JSON ({e})") from None
     validate_knowledge(kb, str(p))
     kb.setdefault("images", {}); kb.setdefault("meta", {})
     return kb
@@ -129,7 +130,7 @@ class KnowledgeBank:
         for path, e in kb.get("images", {}).items(): texts.setdefault(_image_class(path, e), []).extend(e["vqa"])
         self.classes = list(texts) if classes is None else list(dict.fromkeys(classes))
         for c in self.classes:
-            if not texts.get(c): raise ValueError(f"class {c!r} has no descriptions in the knowledge base "
+            if not texts.get(c): raise InputError(f"class {c!r} has no descriptions in the knowledge base "
                                                   f"(it has: {', '.join(sorted(texts)) or 'none'})")
         self.texts = {c: texts[c] for c in self.classes}
         unique = list(dict.fromkeys(t for c in self.classes for t in self.texts[c]))

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .backbone import InputError
 from .data import IMG_EXTS, _natural, load_image, to_model_input
 from .viz import heatmap_png, overlay
 
@@ -27,26 +28,26 @@ def _folder_images(d: Path) -> list[Path]:
     return sorted(found, key=lambda p: _natural(p.relative_to(d).as_posix()))
 
 def _check_image_file(p: Path):
-    "Raise ValueError naming `p` unless PIL can identify it as an image (reads the header only)."
+    "Raise InputError naming `p` unless PIL can identify it as an image (reads the header only)."
     try:
         with Image.open(p): pass
-    except Exception as e: raise ValueError(f"{p} is not an image file PIL can read ({type(e).__name__}: {e})") from e
+    except Exception as e: raise InputError(f"{p} is not an image file PIL can read ({type(e).__name__}: {e})", arg="inputs") from e
 
 # %% ../nbs/17_predict.ipynb #c007
 def collect_images(inputs) -> list[tuple[Path, bool]]:
     "Image files of `inputs` (files and/or folders, searched recursively) as `(path, given_explicitly)`."
     if isinstance(inputs, (str, os.PathLike)): inputs = [inputs]
     inputs = list(inputs)
-    if not inputs: raise ValueError("no inputs: give image files and/or folders")
+    if not inputs: raise InputError("no inputs: give image files and/or folders", arg="inputs")
     out, seen = [], set()
     for inp in inputs:
         p = Path(inp).expanduser()
         if p.is_dir():
             found = _folder_images(p)
-            if not found: raise ValueError(f"folder {p} contains no images ({', '.join(PREDICT_EXTS)})")
+            if not found: raise InputError(f"folder {p} contains no images ({', '.join(PREDICT_EXTS)})", arg="inputs")
             items = [(f, False) for f in found]
         elif p.is_file():
-            if p.stat().st_size == 0: raise ValueError(f"image file {p} is empty (0 bytes)")
+            if p.stat().st_size == 0: raise InputError(f"image file {p} is empty (0 bytes)", arg="inputs")
             _check_image_file(p); items = [(p, True)]
         else: raise FileNotFoundError(f"input {p} not found")
         for f, explicit in items:
@@ -76,11 +77,11 @@ def _write_json(path: Path, obj):
         if os.path.exists(tmp): os.remove(tmp)
 
 def _check_args(class_name, threshold, batch_size):
-    if not isinstance(class_name, str) or not class_name.strip(): raise ValueError(f"class_name must be a non-empty string, got {class_name!r}")
+    if not isinstance(class_name, str) or not class_name.strip(): raise InputError(f"class_name must be a non-empty string, got {class_name!r}", arg="class_name")
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1):
-        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+        raise InputError(f"threshold must be a number in [0, 1], got {threshold!r}", arg="threshold")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}", arg="batch_size")
 
 # %% ../nbs/17_predict.ipynb #c025
 def _load_batch(batch, explicit):
@@ -113,7 +114,7 @@ def predict_images(model, inputs, out_dir, class_name: str = "object", threshold
                 for (p, im), s, m in zip(imgs, scores.float().cpu().tolist(), maps.float().cpu()):
                     preds.append(_save_one(out, names[p], p, im, s, m, threshold))
             bar.update(len(chunk))
-    if not preds: raise ValueError(f"none of the {len(files)} images could be read")
+    if not preds: raise InputError(f"none of the {len(files)} images could be read", arg="inputs")
     _write_json(out / "predictions.json", preds)
     return preds
 

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 
-from .backbone import resolve_device
+from .backbone import InputError, resolve_device
 from .clip_vv import VVOutput
 from .model import KAnoCLIP, KAnoCLIPConfig, _atomic_write
 from .data import AnomalyDataset
@@ -50,9 +50,9 @@ class TrainConfig:
         self.betas = tuple(self.betas)
         for name, ok in [("optimizer", ("adam", "adamw", "sgd")), ("amp", ("auto", "on", "off")),
                          ("compile", ("auto", "on", "off")), ("cache", ("auto", "memory", "disk", "none"))]:
-            if getattr(self, name) not in ok: raise ValueError(f"{name}={getattr(self, name)!r}: choose one of {', '.join(ok)}")
+            if getattr(self, name) not in ok: raise InputError(f"{name}={getattr(self, name)!r}: choose one of {', '.join(ok)}", arg=name)
         for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1: raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+            if getattr(self, name) < 1: raise InputError(f"{name} must be at least 1, got {getattr(self, name)}", arg=name)
 
 # %% ../nbs/15_train.ipynb #c009
 def seed_everything(seed: int):
@@ -155,7 +155,7 @@ def load_resume(path: Path, model: KAnoCLIP, opt: torch.optim.Optimizer) -> dict
     try:
         with safe_open(str(path), "pt") as f: meta = f.metadata()
         tensors = load_file(str(path))
-    except Exception as e: raise ValueError(f"cannot resume: {path} is unreadable ({e})") from e
+    except Exception as e: raise InputError(f"cannot resume: {path} is unreadable ({e})", arg="resume") from e
     model.load_trained({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, source=str(path))
     state = {}
     for k, v in tensors.items():
@@ -236,10 +236,10 @@ class deferred_interrupt:
 # %% ../nbs/15_train.ipynb #c034
 def _check_roots(data) -> list[Path]:
     roots = [Path(d) for d in ([data] if isinstance(data, (str, Path)) else data)]
-    if not roots: raise ValueError("--data: give at least one prepared dataset folder")
+    if not roots: raise InputError("give at least one prepared dataset folder", arg="data")
     for r in roots:
         if not (r / "meta.json").is_file():
-            raise FileNotFoundError(f"--data {r}: no meta.json there; run `kanoclip prepare --dataset NAME --root {r}` first")
+            raise InputError(f"{r}: no meta.json there; index the dataset first (prepare_dataset, or `kanoclip prepare`)", arg="data")
     return roots
 
 def _cache_mode(tc: TrainConfig, n: int, model: KAnoCLIP, itemsize: int) -> str:
@@ -251,7 +251,7 @@ def _cache_mode(tc: TrainConfig, n: int, model: KAnoCLIP, itemsize: int) -> str:
 def _resumed(out: Path):
     "The model and train settings stored in run folder `out`, for `--resume`."
     from kanoclip.model import read_checkpoint_config
-    if not (out / RESUME_FILE).is_file(): raise FileNotFoundError(f"--resume: {out / RESUME_FILE} not found; nothing to resume")
+    if not (out / RESUME_FILE).is_file(): raise FileNotFoundError(f"{out / RESUME_FILE} not found: nothing to resume")
     doc = read_checkpoint_config(out)
     return KAnoCLIPConfig.from_dict(doc["model"], str(out / "config.json")), TrainConfig(**doc["train"])
 
@@ -336,13 +336,13 @@ def fit(run: Run, progress: bool = True) -> list[dict]:
             try: rec = run_epoch(run, stop, progress)
             except KeyboardInterrupt:
                 save_checkpoint(run)
-                print(f"\ninterrupted: saved epoch {run.epoch + 1}, batch {run.batch} to {run.out}; continue with --resume")
+                print(f"\ninterrupted: saved epoch {run.epoch + 1}, batch {run.batch} to {run.out}; continue with --resume (resume=True)")
                 raise
             with open(run.out / "log.jsonl", "a") as f: f.write(json.dumps(rec) + "\n")
             save_checkpoint(run)
             if progress: print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()))
             if stop.requested:
-                print(f"interrupted: saved epoch {run.epoch} to {run.out}; continue with --resume"); raise KeyboardInterrupt
+                print(f"interrupted: saved epoch {run.epoch} to {run.out}; continue with --resume (resume=True)"); raise KeyboardInterrupt
     run.model.eval()
     return run.history
 
@@ -353,7 +353,7 @@ def train(model_config: KAnoCLIPConfig, train_config: TrainConfig, data, out_dir
     out, roots = Path(out_dir), _check_roots(data)
     if resume: model_config, train_config = _resumed(out)
     elif (out / RESUME_FILE).exists():
-        raise ValueError(f"--out {out} already holds a training run: pass --resume to continue it, or choose another folder")
+        raise InputError(f"{out} already holds a training run: resume it, or choose another folder", arg="out_dir")
     run = make_run(model_config, train_config, roots, out, resume)
     t0 = time.time()
     fill_cache(run.model, run.ds, run.keys, run.cache, _batches(len(run.ds), run.tc, 0), run.device, run.tc.num_workers, progress)

@@ -14,6 +14,9 @@ from fastcore.basics import patch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+
+from .backbone import InputError
 
 # %% auto #0
 __all__ = ['DATASETS', 'IMG_EXTS', 'SPLITS', 'SAMPLE_KEYS', 'MASK_DIRS', 'load_image', 'load_mask', 'write_meta', 'validate_meta',
@@ -31,7 +34,7 @@ def _check_file(path: Path, what: str = "image"):
     "Raise if `path` is not an existing, non-empty file."
     if not path.is_file():
         raise FileNotFoundError(f"{what} file {path} not found" + (" (it is a folder)" if path.is_dir() else ""))
-    if path.stat().st_size == 0: raise ValueError(f"{what} file {path} is empty (0 bytes)")
+    if path.stat().st_size == 0: raise InputError(f"{what} file {path} is empty (0 bytes)")
 
 def _open(path, what: str = "image") -> Image.Image:
     "Fully decode `path` with PIL and apply its EXIF orientation; errors name the file."
@@ -42,7 +45,7 @@ def _open(path, what: str = "image") -> Image.Image:
             im.load()
             return ImageOps.exif_transpose(im)
     except Exception as e:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError, ...)
-        raise ValueError(f"cannot read {what} file {path}: {type(e).__name__}: {e}") from e
+        raise InputError(f"cannot read {what} file {path}: {type(e).__name__}: {e}") from e
 
 # %% ../nbs/09_data.ipynb #c010
 def _to_8bit(a: np.ndarray, mode: str) -> np.ndarray:
@@ -162,22 +165,22 @@ def write_meta(meta: dict, root) -> Path:
 # %% ../nbs/09_data.ipynb #c023
 def _bad(source, where, sample, why):
     s = repr(sample); s = s if len(s) <= 200 else s[:197] + "..."
-    return ValueError(f"{source}: {where}: {why}: {s}")
+    return InputError(f"{source}: {where}: {why}: {s}")
 
 def validate_meta(meta, source="meta.json") -> dict:
     "Check a meta.json dict (AnomalyCLIP / April-GAN format) and return it normalised (see above)."
     if not isinstance(meta, dict):
-        raise ValueError(f"{source}: expected an object {{\"train\": {{...}}, \"test\": {{...}}}}, got {type(meta).__name__}")
+        raise InputError(f"{source}: expected an object {{\"train\": {{...}}, \"test\": {{...}}}}, got {type(meta).__name__}")
     out = {}
     for split, classes in meta.items():
         key = str(split).lower()
-        if key in out: raise ValueError(f"{source}: split {key!r} appears twice (as {split!r})")
+        if key in out: raise InputError(f"{source}: split {key!r} appears twice (as {split!r})")
         if not isinstance(classes, dict):
-            raise ValueError(f"{source}: split {split!r} must map class names to lists of samples, got {type(classes).__name__}")
+            raise InputError(f"{source}: split {split!r} must map class names to lists of samples, got {type(classes).__name__}")
         out[key] = {}
         for cls, samples in classes.items():
             where = f"split {split!r}, class {cls!r}"
-            if not isinstance(samples, list): raise ValueError(f"{source}: {where}: expected a list of samples")
+            if not isinstance(samples, list): raise InputError(f"{source}: {where}: expected a list of samples")
             norm = out[key][str(cls)] = []
             for i, s in enumerate(samples):
                 w = f"{where}, sample {i}"
@@ -192,7 +195,7 @@ def validate_meta(meta, source="meta.json") -> dict:
                 if not isinstance(mp, str) or not isinstance(sp, str): raise _bad(source, w, s, "mask_path and specie_name must be strings")
                 norm.append(dict(img_path=s["img_path"], mask_path=mp, cls_name=str(s["cls_name"]), specie_name=sp, anomaly=int(a)))
     if not any(k in out for k in SPLITS):
-        raise ValueError(f"{source}: no 'train' or 'test' split (found {list(meta)})")
+        raise InputError(f"{source}: no 'train' or 'test' split (found {list(meta)})")
     return out
 
 def load_meta(root) -> dict:
@@ -200,24 +203,23 @@ def load_meta(root) -> dict:
     p = Path(root)
     path = p if p.suffix.lower() == ".json" and not p.is_dir() else p / "meta.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: index the dataset first with "
-                                f"`kanoclip prepare --dataset NAME --root {path.parent}`")
+        raise FileNotFoundError(f"{path} not found: index the dataset first (prepare_dataset, or `kanoclip prepare`)")
     try: meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{path} is not valid JSON: {e}") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise InputError(f"{path} is not valid JSON: {e}") from e
     return validate_meta(meta, source=path)
 
 # %% ../nbs/09_data.ipynb #c024
 def prepare_dataset(name: str, root, write: bool = True, **folder_kw) -> dict:
     "Index dataset `name` in its original layout under `root`; write `root/meta.json` unless `write=False`."
     key = str(name).lower()
-    if key not in DATASETS: raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+    if key not in DATASETS: raise InputError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     root = Path(root).expanduser()
     if not root.is_dir(): raise FileNotFoundError(f"dataset root {root} not found (or not a folder)")
     if folder_kw and key != "folder":
-        raise ValueError(f"options {', '.join(sorted(folder_kw))} only apply to --dataset folder, not {key!r}")
+        raise InputError(f"options {', '.join(sorted(folder_kw))} only apply to the 'folder' dataset, not {key!r}")
     meta = _sort_meta(_PREPARERS[key](root, **folder_kw))
     if not any(meta["test"].values()) and not any(meta["train"].values()):
-        raise ValueError(f"no images found for dataset {key!r} under {root}")
+        raise InputError(f"no images found for dataset {key!r} under {root}")
     if write: write_meta(meta, root)
     return meta
 
@@ -232,8 +234,8 @@ def _mvtec_like(root: Path, dataset: str, normal=("good",), mask_suffixes=("_mas
     classes = [d for d in _subdirs(root) if (d / "test").is_dir()]
     if not classes:
         if (root / "test").is_dir():
-            raise ValueError(f"{root} looks like a single {dataset} class folder: pass its parent folder as the root")
-        raise ValueError(f"no {dataset} class folders under {root}: expected <class>/test/{normal[0]}/*.png, "
+            raise InputError(f"{root} looks like a single {dataset} class folder: pass its parent folder as the root")
+        raise InputError(f"no {dataset} class folders under {root}: expected <class>/test/{normal[0]}/*.png, "
                          f"<class>/test/<defect>/*.png and <class>/ground_truth/<defect>/<name>{mask_suffixes[0]}.png")
     meta = {s: {} for s in SPLITS}
     for c in classes:
@@ -260,7 +262,7 @@ def _read_csv(path: Path, need: tuple) -> list[dict]:
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         missing = [c for c in need if c not in [(h or "").strip().lower() for h in reader.fieldnames or []]]
-        if missing: raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (expected {','.join(need)})")
+        if missing: raise InputError(f"{path}: missing column(s) {', '.join(missing)} (expected {','.join(need)})")
         rows = [{(k or "").strip().lower(): (v or "").strip() for k, v in r.items()} for r in reader]
     return rows
 
@@ -273,8 +275,8 @@ def _visa(root: Path) -> dict:
     meta = {s: {} for s in SPLITS}
     for n, r in enumerate(_read_csv(path, ("object", "split", "label", "image", "mask")), start=2):
         split, label = r["split"].lower(), r["label"].lower()
-        if split not in SPLITS: raise ValueError(f"{path} line {n}: split {r['split']!r} is not train or test")
-        if label not in ("normal", "anomaly"): raise ValueError(f"{path} line {n}: label {r['label']!r} is not normal or anomaly")
+        if split not in SPLITS: raise InputError(f"{path} line {n}: split {r['split']!r} is not train or test")
+        if label not in ("normal", "anomaly"): raise InputError(f"{path} line {n}: label {r['label']!r} is not normal or anomaly")
         bad, im = label == "anomaly", root / r["image"]
         if not im.is_file(): raise FileNotFoundError(f"{path} line {n}: image {im} not found")
         m = root / r["mask"] if bad and r["mask"] else None
@@ -291,7 +293,7 @@ def _btad(root): return _mvtec_like(root, "BTAD", normal=("ok", "good"), mask_su
 @_preparer("sdd")
 def _sdd(root: Path) -> dict:
     parts = [d for d in _subdirs(root) if re.fullmatch(r"kos\d+", d.name, re.I)]
-    if not parts: raise ValueError(f"no KolektorSDD folders under {root}: expected kos01/Part0.jpg with its label kos01/Part0_label.bmp")
+    if not parts: raise InputError(f"no KolektorSDD folders under {root}: expected kos01/Part0.jpg with its label kos01/Part0_label.bmp")
     out, cls = [], "electrical_commutator"
     for d in parts:
         labels = _stem_index(d)
@@ -306,7 +308,7 @@ def _sdd(root: Path) -> dict:
 @_preparer("dagm")
 def _dagm(root: Path) -> dict:
     classes = [d for d in _subdirs(root) if re.fullmatch(r"Class\d+", d.name)]
-    if not classes: raise ValueError(f"no DAGM class folders under {root}: expected Class1/Test/0001.PNG and masks Class1/Test/Label/0001_label.PNG")
+    if not classes: raise InputError(f"no DAGM class folders under {root}: expected Class1/Test/0001.PNG and masks Class1/Test/Label/0001_label.PNG")
     meta = {s: {} for s in SPLITS}
     for c in classes:
         for split, sub in (("train", "Train"), ("test", "Test")):
@@ -328,10 +330,10 @@ def _medical(root: Path, cls: str, dataset: str, masks: bool) -> dict:
     "Index the MVFA-AD / BMAD layout (test/{good,Ungood}/img, masks beside the anomalous img folder)."
     test = root / "test"
     if not test.is_dir():
-        raise ValueError(f"no {dataset} test folder under {root}: expected test/good/img/*.png and test/Ungood/img/*.png"
+        raise InputError(f"no {dataset} test folder under {root}: expected test/good/img/*.png and test/Ungood/img/*.png"
                          + (" with masks test/Ungood/anomaly_mask/*.png (MVFA-AD / BMAD layout)" if masks else ""))
     subs = _subdirs(test)
-    if not any(d.name.lower() == "good" for d in subs): raise ValueError(f"{dataset}: no normal folder {test / 'good'}")
+    if not any(d.name.lower() == "good" for d in subs): raise InputError(f"{dataset}: no normal folder {test / 'good'}")
     meta = {"train": {cls: []}, "test": {cls: []}}
     for d in subs:
         bad = d.name.lower() != "good"
@@ -370,7 +372,7 @@ def _resc(root): return _medical(root, "retina", "RESC", masks=True)
 def _br35h(root):
     if (root / "test").is_dir(): return _medical(root, "brain", "Br35H", masks=False)
     if m := _yes_no(root, "brain"): return m
-    raise ValueError(f"no Br35H folders under {root}: expected yes/*.jpg (tumour) and no/*.jpg (normal), or test/good and test/Ungood")
+    raise InputError(f"no Br35H folders under {root}: expected yes/*.jpg (tumour) and no/*.jpg (normal), or test/good and test/Ungood")
 
 def _img_dir_named(d: Path) -> Path: return d / "images" if (d / "images").is_dir() else d
 
@@ -384,7 +386,7 @@ def _covid19(root):
             test = [_sample(root, im, None, "chest", "", 0) for im in _images(_img_dir_named(normal))]
             test += [_sample(root, im, None, "chest", "", 1) for im in _images(_img_dir_named(covid))]
             return {"train": {"chest": []}, "test": {"chest": test}}
-    raise ValueError(f"no COVID-19 Radiography folders under {root}: expected Normal/images/*.png and COVID/images/*.png "
+    raise InputError(f"no COVID-19 Radiography folders under {root}: expected Normal/images/*.png and COVID/images/*.png "
                      "(or NORMAL/*.png and COVID/*.png), or test/good and test/Ungood")
 
 # %% ../nbs/09_data.ipynb #c055
@@ -400,8 +402,8 @@ def _headct(root):
     test = []
     for n, r in enumerate(_read_csv(csv_path, ("id", "hemorrhage")), start=2):
         try: i, y = int(r["id"]), int(r["hemorrhage"])
-        except ValueError: raise ValueError(f"{csv_path} line {n}: id and hemorrhage must be integers, got {r}") from None
-        if y not in (0, 1): raise ValueError(f"{csv_path} line {n}: hemorrhage must be 0 or 1, got {y}")
+        except ValueError: raise InputError(f"{csv_path} line {n}: id and hemorrhage must be integers, got {r}") from None
+        if y not in (0, 1): raise InputError(f"{csv_path} line {n}: hemorrhage must be 0 or 1, got {y}")
         if i not in by_id: raise FileNotFoundError(f"{csv_path} line {n}: image for id {i} not found (expected {d / f'{i:03d}.png'})")
         test.append(_sample(root, by_id[i], None, "head", "", y))
     return {"train": {"head": []}, "test": {"head": test}}
@@ -413,7 +415,7 @@ def _folder_mask(im: Path, ad: Path, md: Path, masks: dict, clash: bool) -> Path
     for s in ("", "_mask"):
         if m := masks.get((sub, im.stem + s)): return m
         if m := masks.get((".", im.stem + s)):
-            if clash: raise ValueError(f"mask {m} is ambiguous: several anomalous images are named {im.stem}.*; "
+            if clash: raise InputError(f"mask {m} is ambiguous: several anomalous images are named {im.stem}.*; "
                                        f"mirror the sub-folders of {ad} in {md}")
             return m
     raise FileNotFoundError(f"no mask for anomalous image {im}: expected {md / sub / im.stem}.png "
@@ -421,7 +423,7 @@ def _folder_mask(im: Path, ad: Path, md: Path, masks: dict, clash: bool) -> Path
 
 @_preparer("folder")
 def _folder(root: Path, normal_dir="good", abnormal_dir="defect", mask_dir=None, class_name=None) -> dict:
-    if normal_dir is None and abnormal_dir is None: raise ValueError("folder dataset: give normal_dir, abnormal_dir or both")
+    if normal_dir is None and abnormal_dir is None: raise InputError("folder dataset: give normal_dir, abnormal_dir or both")
     dirs = {}
     for opt, d in (("normal_dir", normal_dir), ("abnormal_dir", abnormal_dir), ("mask_dir", mask_dir)):
         if d is None: continue
@@ -442,28 +444,25 @@ def _folder(root: Path, normal_dir="good", abnormal_dir="defect", mask_dir=None,
 # %% ../nbs/09_data.ipynb #c061
 class AnomalyDataset(Dataset):
     "One split of a dataset indexed by `root/meta.json` (or `meta`), as model-ready tensors."
-    def __init__(self, root, image_size: int = 224, mean=None, std=None, split: str = "test",
+    def __init__(self, root, image_size: int = 224, mean=OPENAI_DATASET_MEAN, std=OPENAI_DATASET_STD, split: str = "test",
                  classes=None, skip_bad: bool = False, meta: dict | None = None):
         self.root = Path(root)
         source = self.root / "meta.json"
         meta = load_meta(self.root) if meta is None else validate_meta(meta, source="meta")
-        if split not in meta: raise ValueError(f"split {split!r} not in {source}: it has {', '.join(meta)}")
+        if split not in meta: raise InputError(f"split {split!r} not in {source}: it has {', '.join(meta)}")
         if isinstance(classes, str): classes = [classes]
         avail = list(meta[split])
         self.classes = avail if classes is None else list(classes)
         unknown = [c for c in self.classes if c not in meta[split]]
-        if unknown: raise ValueError(f"classes {unknown} not in split {split!r} of {source}: it has {', '.join(avail)}")
-        if not isinstance(image_size, int) or image_size < 1: raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+        if unknown: raise InputError(f"classes {unknown} not in split {split!r} of {source}: it has {', '.join(avail)}")
+        if not isinstance(image_size, int) or image_size < 1: raise InputError(f"image_size must be a positive int, got {image_size!r}")
         self.image_size, self.split, self.skip_bad = image_size, split, skip_bad
-        if mean is None or std is None:   # CLIP's normalisation (imported here: indexing data needs no open_clip)
-            from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-            mean, std = mean or OPENAI_DATASET_MEAN, std or OPENAI_DATASET_STD
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
         self.skipped: list[tuple[str, str]] = []
         self.samples = self._check([s for c in self.classes for s in meta[split][c]])
         if not self.samples:
-            raise ValueError(f"split {split!r} of {source} has no usable samples" + (f" ({len(self.skipped)} skipped)" if self.skipped else ""))
+            raise InputError(f"split {split!r} of {source} has no usable samples" + (f" ({len(self.skipped)} skipped)" if self.skipped else ""))
 
     def __len__(self): return len(self.samples)
     def __repr__(self):
@@ -480,7 +479,7 @@ def _read(self: AnomalyDataset, s: dict):
     mp = self.root / s["mask_path"]
     mask = _open(mp, "mask")
     if mask.size != img.size:
-        raise ValueError(f"mask {mp} is {mask.size[0]}x{mask.size[1]} but its image {ip} is "
+        raise InputError(f"mask {mp} is {mask.size[0]}x{mask.size[1]} but its image {ip} is "
                          f"{img.size[0]}x{img.size[1]}: a mask must have its image's size")
     return _to_rgb(img), _mask_array(mask)
 

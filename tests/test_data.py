@@ -77,7 +77,7 @@ def test_mvtec_missing_mask_and_bad_roots(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"): prepare_dataset("mvtec", tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no MVTec AD class folders under"): prepare_dataset("mvtec", tmp_path / "empty")
-    with pytest.raises(ValueError, match="only apply to --dataset folder"): prepare_dataset("mvtec", root, normal_dir="x")
+    with pytest.raises(ValueError, match="only apply to the .folder. dataset"): prepare_dataset("mvtec", root, normal_dir="x")
 
 
 def test_write_false_and_atomic_write(tmp_path):

@@ -4,12 +4,13 @@
 
 # %% ../nbs/20_cli.ipynb #c003
 from __future__ import annotations
-import argparse, json, sys, time
+import argparse, errno, json, sys, time, traceback
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['REAL_DATA_HINT', 'COMMANDS', 'UsageError', 'Parser', 'add_common', 'cmd_prepare', 'model_config_from', 'cmd_train',
-           'cmd_test', 'cmd_predict', 'cmd_knowledge', 'cmd_demo', 'run_demo', 'build_parser', 'is_user_error', 'main']
+__all__ = ['REAL_DATA_HINT', 'COMMANDS', 'USER_OS_ERRORS', 'FULL_DISK', 'ARG_DEST', 'ISSUES', 'UsageError', 'Parser',
+           'add_common', 'cmd_prepare', 'model_config_from', 'cmd_train', 'cmd_test', 'cmd_predict', 'cmd_knowledge',
+           'cmd_demo', 'run_demo', 'build_parser', 'is_user_error', 'user_message', 'main']
 
 # %% ../nbs/20_cli.ipynb #c006
 class UsageError(Exception):
@@ -138,10 +139,11 @@ def cmd_demo(a): run_demo(a.out, epochs=a.epochs, seed=a.seed, device=a.device)
 def _clear_demo(out: Path):
     "Make `out` ready for a demo: new, empty, or holding an earlier demo (which is replaced)."
     import shutil
+    from kanoclip.backbone import InputError
     if (out / "demo.json").is_file():
         for d in ("data", "run", "results", "predictions"): shutil.rmtree(out / d, ignore_errors=True)
     elif out.exists() and any(out.iterdir()):
-        raise ValueError(f"--out {out} is not empty and holds no earlier demo: choose a new folder")
+        raise InputError(f"{out} is not empty and holds no earlier demo: choose a new folder", arg="out")
     out.mkdir(parents=True, exist_ok=True)
 
 # %% ../nbs/20_cli.ipynb #c019
@@ -233,35 +235,65 @@ COMMANDS = dict(   # name: (adds its options, runs it, one-line help)
     demo=(_demo_args, cmd_demo, "the whole pipeline offline on generated data"),
 )
 
-def build_parser() -> Parser:
-    "The `kanoclip` parser with one sub-parser per command."
+def build_parser(command: str | None = None) -> Parser:
+    "The `kanoclip` parser: a sub-parser per command, with its options added for `command` only ('all': every one)."
     p = Parser(prog="kanoclip", description="KAnoCLIP zero-shot anomaly detection")
     p.add_argument("--version", action="version", version=f"kanoclip {__import__('kanoclip').__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    p.commands = {}
     for name, (add, run, help_) in COMMANDS.items():
-        s = sub.add_parser(name, help=help_, description=help_)
-        add(s); s.set_defaults(func=run)
+        s = p.commands[name] = sub.add_parser(name, help=help_, description=help_)
+        s.set_defaults(func=run)
+        if command in (name, "all"):
+            add(s); s.add_argument("--debug", action="store_true", help="show the full traceback of any error")
     return p
 
+def _command(argv: list[str]) -> str | None:
+    "The sub-command of `argv`: its first word that is not an option."
+    return next((w for w in argv if not w.startswith("-")), None)
+
 # %% ../nbs/20_cli.ipynb #c025
+USER_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
+FULL_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # no space, over quota, read-only file system
+
 def is_user_error(e: BaseException) -> bool:
-    "True for errors caused by the user's input or environment."
-    k = sys.modules.get("kanoclip.chat")  # only loaded when a command used it
-    return isinstance(e, (OSError, ValueError)) or (k is not None and isinstance(e, k.KnowledgeError))
+    "True for mistakes in the user's input or environment (one line, exit 2); anything else is a bug."
+    b, c = sys.modules.get("kanoclip.backbone"), sys.modules.get("kanoclip.chat")   # loaded if a command used them
+    return (isinstance(e, (UsageError, *USER_OS_ERRORS)) or (b is not None and isinstance(e, b.InputError))
+            or (c is not None and isinstance(e, c.KnowledgeError))
+            or (isinstance(e, OSError) and e.errno in FULL_DISK) or type(e).__name__ == "OutOfMemoryError")
+
+ARG_DEST = dict(out_dir="out", data_root="data", ckpt_dir="checkpoint")  # library parameter -> option, where names differ
+
+def _option(sub, arg: str | None) -> str | None:
+    "The option of sub-parser `sub` that sets the library parameter `arg`, if it has one."
+    act = next((a for a in sub._actions if a.dest == ARG_DEST.get(arg, arg)), None) if arg else None
+    return None if act is None else max(act.option_strings, key=len, default=None) or act.metavar or act.dest
+
+def user_message(e: Exception, p: Parser, a) -> str:
+    "The one-line message of user error `e` in the command of `a`, naming its option where there is one."
+    if isinstance(e, UsageError) or a is None: return " ".join(str(e).split())
+    opt = _option(p.commands[a.command], getattr(e, "arg", None))
+    return " ".join(f"kanoclip {a.command}: error: {opt + ': ' if opt else ''}{e}".split())
 
 # %% ../nbs/20_cli.ipynb #c026
+ISSUES = "https://github.com/kanoclip/kanoclip/issues"   # where bugs are reported
+
 def main(argv=None) -> int:
     "Run `kanoclip` with `argv` (default: sys.argv); returns the exit code."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    p, a = build_parser(_command(argv)), None
     try:
-        a = build_parser().parse_args(argv)
-        if a.command is None: build_parser().print_help(); return 2
+        a = p.parse_args(argv)
+        if a.command is None: p.print_help(); return 2
         a.func(a)
         return 0
     except SystemExit as e: return e.code if isinstance(e.code, int) else 0   # --help, --version
-    except UsageError as e: msg = str(e)
-    except Exception as e:
-        if not is_user_error(e): raise     # a bug: keep its traceback
-        msg = f"kanoclip {a.command}: error: {e}"
     except KeyboardInterrupt: print("kanoclip: interrupted", file=sys.stderr); return 130
-    print(" ".join(msg.split()), file=sys.stderr)
-    return 2
+    except Exception as e:
+        user = is_user_error(e)
+        if not user or getattr(a, "debug", False): traceback.print_exc()
+        if user: print(user_message(e, p, a), file=sys.stderr); return 2
+        print(f"kanoclip {getattr(a, 'command', '')}: internal error ({type(e).__name__}: {e}). This is a bug in kanoclip, "
+              f"not a problem with your input: please report it, with the traceback above, at {ISSUES}", file=sys.stderr)
+        return 1

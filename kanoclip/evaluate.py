@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_evaluate.ipynb #c003
 from __future__ import annotations
-import json, math, os, re, tempfile
+import json, math, re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from .backbone import InputError
 from .data import AnomalyDataset, load_meta
 from .metrics import image_metrics, pixel_metrics
+from .model import _atomic_write
 from .viz import class_figure, denormalize
 
 # %% auto #0
@@ -123,12 +124,7 @@ def _figure_rows(ds: AnomalyDataset, r: dict, k: int) -> list[dict]:
 
 def _write_text(path: Path, text: str):
     "Write `text` to `path` through a temporary file and a rename (never half-written)."
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f: f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 # %% ../nbs/16_evaluate.ipynb #c024
 def evaluate(model, data_root, out_dir, batch_size: int = 8, device="cpu", classes=None, figures: bool = True,

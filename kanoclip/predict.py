@@ -4,7 +4,7 @@
 
 # %% ../nbs/17_predict.ipynb #c003
 from __future__ import annotations
-import json, os, tempfile, warnings
+import json, os, warnings
 from pathlib import Path
 
 import torch
@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from .backbone import InputError
 from .data import IMG_EXTS, _natural, load_image, to_model_input
+from .model import _atomic_write
 from .viz import heatmap_png, overlay
 
 # %% auto #0
@@ -69,12 +70,7 @@ def unique_names(paths) -> list[str]:
 # %% ../nbs/17_predict.ipynb #c024
 def _write_json(path: Path, obj):
     "Write `obj` as JSON to `path` through a temporary file and a rename (never half-written)."
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f: json.dump(obj, f, indent=2, allow_nan=False); f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n", encoding="utf-8"))
 
 def _check_args(class_name, threshold, batch_size):
     if not isinstance(class_name, str) or not class_name.strip(): raise InputError(f"class_name must be a non-empty string, got {class_name!r}", arg="class_name")

@@ -249,7 +249,7 @@ def _cache_mode(tc: TrainConfig, n: int, model: KAnoCLIP, itemsize: int) -> str:
     return "memory" if size < 2 * 2**30 else "disk"
 
 def _resumed(out: Path):
-    "The model and train settings stored in run folder `out`, for `--resume`."
+    "The model and train settings stored in run folder `out`, to resume it."
     from kanoclip.model import read_checkpoint_config
     if not (out / RESUME_FILE).is_file(): raise FileNotFoundError(f"{out / RESUME_FILE} not found: nothing to resume")
     doc = read_checkpoint_config(out)

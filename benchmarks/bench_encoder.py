@@ -8,17 +8,14 @@ path off) run interleaved -- warm-up first, then `repeats` rounds of each in tur
 median time of each and its ratio to `encode_image`. The target is CLIP-VV <= 1.3x: the local path adds one
 attention and one output projection per block but no MLP. No asserts: the numbers are for reading.
 """
-import argparse, os, statistics, time
+import os, statistics
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
-from kanoclip.backbone import load_clip, TINY_MODEL
+from kanoclip.backbone import load_clip
 from kanoclip.clip_vv import CLIPVV
-
-
-def timed(f) -> float:
-    t0 = time.perf_counter(); f(); return time.perf_counter() - t0
+from common import bench_parser, timed
 
 
 def bench(name, batch, size, repeats, warmup=2):
@@ -37,12 +34,7 @@ def bench(name, batch, size, repeats, warmup=2):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", default=[TINY_MODEL, "ViT-B-16"])
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--size", type=int, default=224)
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1 gives the most stable numbers)")
+    p = bench_parser(__doc__, repeats=7)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     print(f"CPU, batch {a.batch}, {a.size} px, {a.threads} thread(s), median of {a.repeats} interleaved runs")

@@ -26,13 +26,14 @@ encoder, so its figure is the larger of the encoder's peak and the heads' peak o
 total` is the process's `VmHWM` (Python, torch, CLIP weights and all). Where `/proc/self/clear_refs` is not
 writable the memory columns say n/a.
 """
-import argparse, ctypes, gc, json, os, re, statistics, subprocess, sys, time
+import argparse, ctypes, gc, json, os, re, statistics, subprocess, sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 from kanoclip.backbone import TINY_MODEL
 from kanoclip.model import KAnoCLIP, KAnoCLIPConfig, perturb_
+from common import bench_parser, timed
 
 CLASS = "bottle"
 
@@ -49,10 +50,6 @@ def runs(model, x):
     def encode():
         with torch.inference_mode(): return model.encode(x)
     return {"CLIP-VV": encode, "predict": lambda: model.predict(x, CLASS)}
-
-
-def timed(f) -> float:
-    t0 = time.perf_counter(); f(); return time.perf_counter() - t0
 
 
 def bench_time(model, x, repeats, warmup=2):
@@ -104,12 +101,7 @@ def mib(b): return "n/a" if b is None else f"{b / 2**20:.0f}"
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", default=[TINY_MODEL, "ViT-B-16"])
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--size", type=int, default=224)
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1 gives the most stable numbers)")
+    p = bench_parser(__doc__, repeats=7)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     p.add_argument("--child", choices=["CLIP-VV", "predict"], help=argparse.SUPPRESS)
     a = p.parse_args(argv)

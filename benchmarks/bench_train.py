@@ -12,7 +12,7 @@ losses, optimiser) on stored features; without it, every batch is also read from
 CLIP-VV. The table shows the median epoch-2 time of each and the speed-up (none / cache); the cache fill (once,
 before epoch 1, not in any epoch's time) and the checkpoint writes are shown beside it. Target: >= 5x at ViT-B-16. No asserts.
 """
-import argparse, os, statistics, tempfile, time
+import os, statistics, tempfile, time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -22,6 +22,7 @@ from kanoclip.backbone import TINY_MODEL
 from kanoclip.model import KAnoCLIPConfig
 from kanoclip.synthetic import make_synthetic, SYNTH_TRAIN_CLASSES
 from kanoclip.train import TrainConfig, train
+from common import bench_parser
 
 
 def run(name, size, data, out, cache, batch):
@@ -42,14 +43,9 @@ def bench(name, size, data, tmp, repeats, batch):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", default=[TINY_MODEL, "ViT-B-16"])
+    p = bench_parser(__doc__, repeats=3)
     p.add_argument("--classes", type=int, default=2, help="generated training categories")
     p.add_argument("--per-class", type=int, default=12, help="images per category (a third normal)")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--size", type=int, default=224)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1 gives the most stable numbers)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory() as tmp:

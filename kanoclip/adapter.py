@@ -70,7 +70,7 @@ def global_score(img_feat, text, temperature: float = 0.07):
 
 # %% ../nbs/06_adapter.ipynb #c025
 def image_score(prob, anomaly_map):
-    "Image anomaly score `(p + max(M)) / 2` (eq. 12 as DESIGN.md reads it): `[B]`, `[B, H, W]` -> `[B]`."
+    "Image anomaly score `(p + max(M)) / 2` (eq. 12, the sum halved): `[B]`, `[B, H, W]` -> `[B]`."
     if prob.ndim != 1 or anomaly_map.ndim < 2 or anomaly_map.shape[0] != prob.shape[0]:
         raise ValueError(f"prob must be [B] and anomaly_map [B, H, W] with the same B, "
                          f"got {list(prob.shape)} and {list(anomaly_map.shape)}")

@@ -17,12 +17,18 @@ import open_clip
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 # %% auto #0
-__all__ = ['TINY_MODEL', 'DEFAULT_BACKBONE', 'DEFAULT_IMAGE_SIZE', 'TINY_CONFIG', 'register_tiny', 'grid_for', 'resize_pos_embed',
-           'WeightsUnavailableError', 'resolve_weights', 'Backbone', 'freeze', 'load_clip', 'default_layers']
+__all__ = ['TINY_MODEL', 'DEFAULT_BACKBONE', 'DEFAULT_IMAGE_SIZE', 'TINY_CONFIG', 'InputError', 'register_tiny', 'grid_for',
+           'resize_pos_embed', 'WeightsUnavailableError', 'resolve_weights', 'Backbone', 'freeze', 'load_clip',
+           'resolve_device', 'default_layers']
+
+# %% ../nbs/00_backbone.ipynb #35d4de54
+class InputError(ValueError):
+    "Bad input the user can fix; `arg` names the parameter at fault (None: the message says what)."
+    def __init__(self, msg: str, arg: str | None = None): super().__init__(msg); self.arg = arg
 
 # %% ../nbs/00_backbone.ipynb #c006
 TINY_MODEL = "kanoclip-tiny"  # name of the built-in tiny random configuration
-DEFAULT_BACKBONE = "ViT-L-14-336-quickgelu"  # the paper's backbone (DESIGN.md)
+DEFAULT_BACKBONE = "ViT-L-14-336-quickgelu"  # the paper's ViT-L/14@336px; OpenAI trained it with QuickGELU
 DEFAULT_IMAGE_SIZE = 518  # 37 x 37 patches of 14 px
 TINY_CONFIG = Path(str(files("kanoclip") / "assets" / f"{TINY_MODEL}.json"))  # shipped config file
 
@@ -35,8 +41,8 @@ def grid_for(visual, image_size: int) -> tuple[int, int]:
     "Patch grid `(H, W)` of `visual` at square input `image_size`; the size must be a multiple of the patch."
     ph, pw = visual.patch_size
     if image_size % ph or image_size % pw:
-        raise ValueError(f"image_size={image_size} is not a multiple of the patch size {ph}: "
-                         f"choose e.g. {image_size // ph * ph} or {(image_size // ph + 1) * ph}")
+        raise InputError(f"image_size={image_size} is not a multiple of the patch size {ph}: "
+                         f"choose e.g. {image_size // ph * ph} or {(image_size // ph + 1) * ph}", arg="image_size")
     return image_size // ph, image_size // pw
 
 # %% ../nbs/00_backbone.ipynb #c010
@@ -55,12 +61,13 @@ def resize_pos_embed(visual, image_size: int):
 # %% ../nbs/00_backbone.ipynb #c016
 class WeightsUnavailableError(FileNotFoundError):
     "Pretrained weights were asked for but cannot be had here."
+    arg = "pretrained"   # the parameter at fault, as for InputError
 
 def _no_weights(name, pretrained, why):
     return WeightsUnavailableError(
         f"cannot load pretrained={pretrained!r} for backbone {name!r}: {why}. Fix: download the weights on a "
         f"machine with internet (open_clip.create_model({name!r}, pretrained={pretrained!r}) caches them) and "
-        f"pass the file with --pretrained /path/to/weights, or use --pretrained none for random weights")
+        f"pass the path of the file as pretrained, or none for random weights")
 
 # %% ../nbs/00_backbone.ipynb #c017
 def _hub_reachable(url="https://huggingface.co", timeout=3.0) -> bool:
@@ -149,15 +156,15 @@ def _load_weights(model, path, name):
     from open_clip.factory import load_state_dict
     try: sd = _torchscript_state(path, model) if _is_torchscript(path) else load_state_dict(path)
     except Exception as e:
-        raise ValueError(f"cannot read weights file {path}: {type(e).__name__}: {str(e)[:200]}. "
-                         f"Is it complete, and a torch or safetensors checkpoint?") from e
+        raise InputError(f"cannot read weights file {path}: {type(e).__name__}: {str(e)[:200]}. "
+                         f"Is it complete, and a torch or safetensors checkpoint?", arg="pretrained") from e
     try:
         if _is_torchscript(path): model.load_state_dict(sd)
         else: open_clip.load_checkpoint(model, path)
     except Exception as e:
         first = next((l.strip() for l in str(e).splitlines() if l.strip() and "Error(s)" not in l), type(e).__name__)
-        raise ValueError(f"weights file {path} does not fit backbone {name!r} ({first[:300]}). Pass the "
-                         f"--backbone the file was saved from, or the file made for {name!r}") from e
+        raise InputError(f"weights file {path} does not fit backbone {name!r} ({first[:300]}). Use the "
+                         f"backbone the file was saved from, or the file made for {name!r}", arg="pretrained") from e
 
 # %% ../nbs/00_backbone.ipynb #c028
 @contextlib.contextmanager
@@ -175,20 +182,29 @@ def load_clip(name: str = DEFAULT_BACKBONE, pretrained: str | None = "openai", i
     register_tiny()
     if pretrained in ("none", "None", ""): pretrained = None
     if name not in open_clip.list_models():
-        raise ValueError(f"unknown backbone {name!r}: not an open_clip model name (e.g. {DEFAULT_BACKBONE}, "
-                         f"ViT-B-16, {TINY_MODEL}; see open_clip.list_models())")
+        raise InputError(f"unknown backbone {name!r}: not an open_clip model name (e.g. {DEFAULT_BACKBONE}, "
+                         f"ViT-B-16, {TINY_MODEL}; see open_clip.list_models())", arg="backbone")
     path = resolve_weights(name, pretrained, cache_dir)
     with torch.random.fork_rng(devices=[]), _quiet_open_clip():
         torch.manual_seed(seed)
         model = open_clip.create_model(name, pretrained=None)   # weights, if any, are loaded below
     if not hasattr(model.visual, "transformer") or not hasattr(model.visual, "class_embedding"):
-        raise ValueError(f"backbone {name!r} has no ViT image tower with a class token; kanoclip needs one")
+        raise InputError(f"backbone {name!r} has no ViT image tower with a class token; kanoclip needs one", arg="backbone")
     if path: _load_weights(model, path, name)
     resize_pos_embed(model.visual, image_size or model.visual.image_size[0])
     tag = (open_clip.get_pretrained_cfg(name, pretrained) if pretrained else {}) or {}
     return Backbone(freeze(model).to(device), open_clip.get_tokenizer(name), name, pretrained,
                     model.visual.image_size[0], tuple(tag.get("mean", OPENAI_DATASET_MEAN)),
                     tuple(tag.get("std", OPENAI_DATASET_STD)))
+
+# %% ../nbs/00_backbone.ipynb #92fb4759
+def resolve_device(name: str) -> torch.device:
+    "`auto` -> cuda when available, else cpu; a CUDA device asked for but absent is an error."
+    if name == "auto": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try: d = torch.device(name)
+    except (RuntimeError, TypeError): raise InputError(f"{name!r} is not a device: use cpu, cuda, cuda:N or auto", arg="device") from None
+    if d.type == "cuda" and not torch.cuda.is_available(): raise InputError(f"{name}: CUDA is not available here", arg="device")
+    return d
 
 # %% ../nbs/00_backbone.ipynb #c039
 def default_layers(n_layers: int, n_stages: int = 4) -> tuple[int, ...]:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from fastcore.basics import patch
 
-from .backbone import default_layers
+from .backbone import InputError, default_layers
 
 # %% auto #0
 __all__ = ['VVOutput', 'CLIPVV', 'attention_maps']
@@ -48,12 +48,12 @@ def _check_layers(layers, vv_start, n_layers: int) -> tuple[tuple[int, ...], int
     "Validate 1-based tapped `layers` and `vv_start` against `n_layers` blocks; fill in the defaults."
     layers = default_layers(n_layers) if layers is None else layers
     try: layers = tuple(index(l) for l in layers)
-    except TypeError: raise ValueError(f"layers={layers!r} must be a list of integer (1-based) block indices") from None
-    if not layers: raise ValueError("layers=() is empty: give at least one 1-based block index to tap")
+    except TypeError: raise InputError(f"layers={layers!r} must be a list of integer (1-based) block indices", arg="layers") from None
+    if not layers: raise InputError("layers=() is empty: give at least one 1-based block index to tap", arg="layers")
     if not all(1 <= l <= n_layers for l in layers):
-        raise ValueError(f"layers={layers} out of range: block indices are 1-based, 1..{n_layers} for this backbone")
+        raise InputError(f"layers={layers} out of range: block indices are 1-based, 1..{n_layers} for this backbone", arg="layers")
     if any(a >= b for a, b in zip(layers, layers[1:])):
-        raise ValueError(f"layers={layers} must be strictly increasing (sorted, no repeats)")
+        raise InputError(f"layers={layers} must be strictly increasing (sorted, no repeats)", arg="layers")
     vv_start = layers[0] if vv_start is None else vv_start
     try: vv_start = index(vv_start)
     except TypeError: raise ValueError(f"vv_start={vv_start!r} must be an integer (1-based) block index") from None

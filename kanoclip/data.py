@@ -16,11 +16,14 @@ from fastcore.basics import patch
 from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+
+from .backbone import InputError
 
 # %% auto #0
-__all__ = ['DATASETS', 'IMG_EXTS', 'SPLITS', 'SAMPLE_KEYS', 'OPENAI_MEAN', 'OPENAI_STD', 'LOSSY_FORMATS', 'MASK_DIRS',
-           'load_image', 'load_mask', 'load_pair', 'write_meta', 'validate_meta', 'load_meta', 'DatasetReport',
-           'check_dataset', 'prepare_dataset', 'meta_summary', 'AnomalyDataset', 'to_model_input']
+__all__ = ['DATASETS', 'IMG_EXTS', 'SPLITS', 'SAMPLE_KEYS', 'LOSSY_FORMATS', 'MASK_DIRS', 'load_image', 'load_mask', 'load_pair',
+           'write_meta', 'validate_meta', 'load_meta', 'DatasetReport', 'check_dataset', 'prepare_dataset',
+           'meta_summary', 'AnomalyDataset', 'to_model_input']
 
 # %% ../nbs/09_data.ipynb #c006
 DATASETS = ("mvtec", "visa", "mpdd", "btad", "sdd", "dagm",
@@ -28,8 +31,6 @@ DATASETS = ("mvtec", "visa", "mpdd", "btad", "sdd", "dagm",
 IMG_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # case-insensitive
 SPLITS = ("train", "test")
 SAMPLE_KEYS = ("img_path", "mask_path", "cls_name", "specie_name", "anomaly")
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 # %% ../nbs/09_data.ipynb #c42853e7
 _TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
@@ -54,7 +55,7 @@ def _check_file(path: Path, what: str = "image"):
     "Raise if `path` is not an existing, non-empty file."
     if not path.is_file():
         raise FileNotFoundError(f"{what} file {path} not found" + (" (it is a folder)" if path.is_dir() else ""))
-    if path.stat().st_size == 0: raise ValueError(f"{what} file {path} is empty (0 bytes)")
+    if path.stat().st_size == 0: raise InputError(f"{what} file {path} is empty (0 bytes)")
 
 def _decode(path, what: str = "image", reduce: bool = False) -> tuple[Image.Image, int, tuple]:
     """Decode every byte of `path`: (pixels as stored, EXIF orientation, stored size `(W, H)`); errors name the file.
@@ -68,7 +69,7 @@ def _decode(path, what: str = "image", reduce: bool = False) -> tuple[Image.Imag
             im.load()
             return im, _orientation(im), size
     except Exception as e:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError, ...)
-        raise ValueError(f"cannot read {what} file {path}: {type(e).__name__}: {e}") from e
+        raise InputError(f"cannot read {what} file {path}: {type(e).__name__}: {e}") from e
 
 def _open(path, what: str = "image") -> Image.Image:
     "Fully decode `path` with PIL and turn it upright (EXIF); errors name the file."
@@ -132,7 +133,7 @@ def _aligned_mask(mask: Image.Image, mask_o: int, img_o: int, img_size: tuple, m
     W, H = _upright_size(img_size, img_o)
     if m.shape != (H, W):
         stored = f" (stored {img_size[0]}x{img_size[1]} with EXIF orientation {img_o})" if img_o != 1 else ""
-        raise ValueError(f"mask {mask_path} is {m.shape[1]}x{m.shape[0]} but its image {img_path} is {W}x{H}{stored}: "
+        raise InputError(f"mask {mask_path} is {m.shape[1]}x{m.shape[0]} but its image {img_path} is {W}x{H}{stored}: "
                          "a mask must have its image's size")
     return m
 
@@ -213,22 +214,22 @@ def write_meta(meta: dict, root) -> Path:
 # %% ../nbs/09_data.ipynb #c023
 def _bad(source, where, sample, why):
     s = repr(sample); s = s if len(s) <= 200 else s[:197] + "..."
-    return ValueError(f"{source}: {where}: {why}: {s}")
+    return InputError(f"{source}: {where}: {why}: {s}")
 
 def validate_meta(meta, source="meta.json") -> dict:
     "Check a meta.json dict (AnomalyCLIP / April-GAN format) and return it normalised (see above)."
     if not isinstance(meta, dict):
-        raise ValueError(f"{source}: expected an object {{\"train\": {{...}}, \"test\": {{...}}}}, got {type(meta).__name__}")
+        raise InputError(f"{source}: expected an object {{\"train\": {{...}}, \"test\": {{...}}}}, got {type(meta).__name__}")
     out = {}
     for split, classes in meta.items():
         key = str(split).lower()
-        if key in out: raise ValueError(f"{source}: split {key!r} appears twice (as {split!r})")
+        if key in out: raise InputError(f"{source}: split {key!r} appears twice (as {split!r})")
         if not isinstance(classes, dict):
-            raise ValueError(f"{source}: split {split!r} must map class names to lists of samples, got {type(classes).__name__}")
+            raise InputError(f"{source}: split {split!r} must map class names to lists of samples, got {type(classes).__name__}")
         out[key] = {}
         for cls, samples in classes.items():
             where = f"split {split!r}, class {cls!r}"
-            if not isinstance(samples, list): raise ValueError(f"{source}: {where}: expected a list of samples")
+            if not isinstance(samples, list): raise InputError(f"{source}: {where}: expected a list of samples")
             norm = out[key][str(cls)] = []
             for i, s in enumerate(samples):
                 w = f"{where}, sample {i}"
@@ -243,7 +244,7 @@ def validate_meta(meta, source="meta.json") -> dict:
                 if not isinstance(mp, str) or not isinstance(sp, str): raise _bad(source, w, s, "mask_path and specie_name must be strings")
                 norm.append(dict(img_path=s["img_path"], mask_path=mp, cls_name=str(s["cls_name"]), specie_name=sp, anomaly=int(a)))
     if not any(k in out for k in SPLITS):
-        raise ValueError(f"{source}: no 'train' or 'test' split (found {list(meta)})")
+        raise InputError(f"{source}: no 'train' or 'test' split (found {list(meta)})")
     return out
 
 def load_meta(root) -> dict:
@@ -251,10 +252,9 @@ def load_meta(root) -> dict:
     p = Path(root)
     path = p if p.suffix.lower() == ".json" and not p.is_dir() else p / "meta.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: index the dataset first with "
-                                f"`kanoclip prepare --dataset NAME --root {path.parent}`")
+        raise FileNotFoundError(f"{path} not found: index the dataset first (prepare_dataset, or `kanoclip prepare`)")
     try: meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{path} is not valid JSON: {e}") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise InputError(f"{path} is not valid JSON: {e}") from e
     return validate_meta(meta, source=path)
 
 # %% ../nbs/09_data.ipynb #611b4b9a
@@ -316,9 +316,9 @@ def without_bad(self: DatasetReport, meta: dict) -> dict:
             for split, classes in meta.items()}
 
 @patch
-def bad_error(self: DatasetReport, n: int, limit: int = 20) -> ValueError:
+def bad_error(self: DatasetReport, n: int, limit: int = 20) -> InputError:
     "One error naming every bad file (the first `limit`, and a count) among `n` indexed samples."
-    return ValueError(f"{len(self.bad)} of {n} indexed samples have unusable files; meta.json was not written. Fix or remove "
+    return InputError(f"{len(self.bad)} of {n} indexed samples have unusable files; meta.json was not written. Fix or remove "
                       f"them, or pass skip_bad=True (kanoclip prepare --skip-bad) to index the rest and list them: "
                       + _some([why for _, why in self.bad], limit))
 
@@ -351,19 +351,19 @@ def prepare_dataset(name: str, root, write: bool = True, check: bool = True, ski
     Returns the index, or `(index, DatasetReport)` with `report=True` (then the caller reports the problems;
     otherwise they are warnings)."""
     key = str(name).lower()
-    if key not in DATASETS: raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+    if key not in DATASETS: raise InputError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     root = Path(root).expanduser()
     if not root.is_dir(): raise FileNotFoundError(f"dataset root {root} not found (or not a folder)")
     if folder_kw and key != "folder":
-        raise ValueError(f"options {', '.join(sorted(folder_kw))} only apply to --dataset folder, not {key!r}")
+        raise InputError(f"options {', '.join(sorted(folder_kw))} only apply to the 'folder' dataset, not {key!r}")
     meta = _sort_meta(_PREPARERS[key](root, **folder_kw))
     if not any(meta["test"].values()) and not any(meta["train"].values()):
-        raise ValueError(f"no images found for dataset {key!r} under {root}")
+        raise InputError(f"no images found for dataset {key!r} under {root}")
     rep = check_dataset(meta, root, progress=progress) if check else None
     if rep and rep.bad:
         if not skip_bad: raise rep.bad_error(sum(len(v) for c in meta.values() for v in c.values()))
         meta = rep.without_bad(meta)
-        if not any(v for c in meta.values() for v in c.values()): raise ValueError(f"every sample of {key!r} under {root} is bad")
+        if not any(v for c in meta.values() for v in c.values()): raise InputError(f"every sample of {key!r} under {root} is bad")
     if rep and not report:
         for w in rep.warning_messages(): warnings.warn(w)
         if rep.bad: warnings.warn(f"left out {len(rep.bad)} samples with unusable files: " + _some([w for _, w in rep.bad], 20))
@@ -381,8 +381,8 @@ def _mvtec_like(root: Path, dataset: str, normal=("good",), mask_suffixes=("_mas
     classes = [d for d in _subdirs(root) if (d / "test").is_dir()]
     if not classes:
         if (root / "test").is_dir():
-            raise ValueError(f"{root} looks like a single {dataset} class folder: pass its parent folder as the root")
-        raise ValueError(f"no {dataset} class folders under {root}: expected <class>/test/{normal[0]}/*.png, "
+            raise InputError(f"{root} looks like a single {dataset} class folder: pass its parent folder as the root")
+        raise InputError(f"no {dataset} class folders under {root}: expected <class>/test/{normal[0]}/*.png, "
                          f"<class>/test/<defect>/*.png and <class>/ground_truth/<defect>/<name>{mask_suffixes[0]}.png")
     meta = {s: {} for s in SPLITS}
     for c in classes:
@@ -409,7 +409,7 @@ def _read_csv(path: Path, need: tuple) -> list[dict]:
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         missing = [c for c in need if c not in [(h or "").strip().lower() for h in reader.fieldnames or []]]
-        if missing: raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (expected {','.join(need)})")
+        if missing: raise InputError(f"{path}: missing column(s) {', '.join(missing)} (expected {','.join(need)})")
         rows = [{(k or "").strip().lower(): (v or "").strip() for k, v in r.items()} for r in reader]
     return rows
 
@@ -423,8 +423,8 @@ def _visa(root: Path) -> dict:
     meta = {s: {} for s in SPLITS}
     for n, r in enumerate(_read_csv(path, ("object", "split", "label", "image", "mask")), start=2):
         split, label = r["split"].lower(), r["label"].lower()
-        if split not in SPLITS: raise ValueError(f"{path} line {n}: split {r['split']!r} is not train or test")
-        if label not in ("normal", "anomaly"): raise ValueError(f"{path} line {n}: label {r['label']!r} is not normal or anomaly")
+        if split not in SPLITS: raise InputError(f"{path} line {n}: split {r['split']!r} is not train or test")
+        if label not in ("normal", "anomaly"): raise InputError(f"{path} line {n}: label {r['label']!r} is not normal or anomaly")
         bad, im = label == "anomaly", root / r["image"]
         if not im.is_file(): raise FileNotFoundError(f"{path} line {n}: image {im} not found")
         m = root / r["mask"] if bad and r["mask"] else None
@@ -447,7 +447,7 @@ def _sdd(root: Path) -> dict:
     parts, cls = [d for d in _subdirs(root) if re.fullmatch(r"kos\d+", d.name, re.I)], "electrical_commutator"
     if not parts and any((d / "test").is_dir() for d in _subdirs(root)):       # the zero-shot papers' re-split copy
         return _one_class(_mvtec_like(root, "SDD"), cls)
-    if not parts: raise ValueError(f"no KolektorSDD folders under {root}: expected kos01/Part0.jpg with its label kos01/Part0_label.bmp, "
+    if not parts: raise InputError(f"no KolektorSDD folders under {root}: expected kos01/Part0.jpg with its label kos01/Part0_label.bmp, "
                                    "or the re-split copy SDD/test/{good,defect} with SDD/ground_truth/defect/*_mask.png")
     out = []
     for d in parts:
@@ -463,7 +463,7 @@ def _sdd(root: Path) -> dict:
 @_preparer("dagm")
 def _dagm(root: Path) -> dict:
     classes = [d for d in _subdirs(root) if re.fullmatch(r"Class\d+", d.name)]
-    if not classes: raise ValueError(f"no DAGM class folders under {root}: expected Class1/Test/0001.PNG and masks Class1/Test/Label/0001_label.PNG")
+    if not classes: raise InputError(f"no DAGM class folders under {root}: expected Class1/Test/0001.PNG and masks Class1/Test/Label/0001_label.PNG")
     if all((c / "ground_truth").is_dir() for c in classes):               # AdaCLIP's re-laid, MVTec-like copy
         return _mvtec_like(root, "DAGM", mask_suffixes=("_label", "_mask", ""))
     meta = {s: {} for s in SPLITS}
@@ -493,11 +493,11 @@ def _medical(root: Path, cls: str, dataset: str, masks: bool | None) -> dict:
     "Index the MVFA-AD / BMAD layout (test/{good,Ungood}/img, masks beside the anomalous img folder); masks None: if any."
     base = _test_base(root)
     if base is None:
-        raise ValueError(f"no {dataset} test folder under {root}: expected test/good/img/*.png and test/Ungood/img/*.png"
+        raise InputError(f"no {dataset} test folder under {root}: expected test/good/img/*.png and test/Ungood/img/*.png"
                          + (" with masks test/Ungood/anomaly_mask/*.png (MVFA-AD / BMAD layout)" if masks else ""))
     test = base / "test"
     subs = _subdirs(test)
-    if not any(d.name.lower() == "good" for d in subs): raise ValueError(f"{dataset}: no normal folder {test / 'good'}")
+    if not any(d.name.lower() == "good" for d in subs): raise InputError(f"{dataset}: no normal folder {test / 'good'}")
     if masks is None: masks = any((d / m).is_dir() for d in subs for m in MASK_DIRS if d.name.lower() != "good")
     meta = {"train": {cls: []}, "test": {cls: []}}
     for d in subs:
@@ -537,7 +537,7 @@ def _resc(root): return _medical(root, "retina", "RESC", masks=True)
 def _br35h(root):
     if _test_base(root): return _medical(root, "brain", "Br35H", masks=False)
     if m := _yes_no(root, "brain"): return m
-    raise ValueError(f"no Br35H folders under {root}: expected yes/*.jpg (tumour) and no/*.jpg (normal), or test/good and test/Ungood")
+    raise InputError(f"no Br35H folders under {root}: expected yes/*.jpg (tumour) and no/*.jpg (normal), or test/good and test/Ungood")
 
 def _img_dir_named(d: Path) -> Path: return d / "images" if (d / "images").is_dir() else d
 
@@ -551,7 +551,7 @@ def _covid19(root):
             test = [_sample(root, im, None, "chest", "", 0) for im in _images(_img_dir_named(normal))]
             test += [_sample(root, im, None, "chest", "", 1) for im in _images(_img_dir_named(covid))]
             return {"train": {"chest": []}, "test": {"chest": test}}
-    raise ValueError(f"no COVID-19 Radiography folders under {root}: expected Normal/images/*.png and COVID/images/*.png "
+    raise InputError(f"no COVID-19 Radiography folders under {root}: expected Normal/images/*.png and COVID/images/*.png "
                      "(or NORMAL/*.png and COVID/*.png), or test/good and test/Ungood")
 
 # %% ../nbs/09_data.ipynb #c055
@@ -567,8 +567,8 @@ def _headct(root):
     test = []
     for n, r in enumerate(_read_csv(csv_path, ("id", "hemorrhage")), start=2):
         try: i, y = int(r["id"]), int(r["hemorrhage"])
-        except ValueError: raise ValueError(f"{csv_path} line {n}: id and hemorrhage must be integers, got {r}") from None
-        if y not in (0, 1): raise ValueError(f"{csv_path} line {n}: hemorrhage must be 0 or 1, got {y}")
+        except ValueError: raise InputError(f"{csv_path} line {n}: id and hemorrhage must be integers, got {r}") from None
+        if y not in (0, 1): raise InputError(f"{csv_path} line {n}: hemorrhage must be 0 or 1, got {y}")
         if i not in by_id: raise FileNotFoundError(f"{csv_path} line {n}: image for id {i} not found (expected {d / f'{i:03d}.png'})")
         test.append(_sample(root, by_id[i], None, "head", "", y))
     return {"train": {"head": []}, "test": {"head": test}}
@@ -586,14 +586,14 @@ def _companions(files: list[Path]) -> dict[Path, Path]:
     pairs = {}
     for ps in groups.values():
         if len(ps) > 2 or (len(ps) == 2 and _mask_rank(ps[0]) == _mask_rank(ps[1])):
-            raise ValueError(f"folder dataset: {', '.join(map(str, ps))} share a name: which is the image? "
+            raise InputError(f"folder dataset: {', '.join(map(str, ps))} share a name: which is the image? "
                              "keep one image per name (its mask may be name.png or name_mask.png)")
         if len(ps) == 2: mask, im = sorted(ps, key=_mask_rank); pairs[im] = mask
     for (d, stem), ps in groups.items():
         base = groups.get((d, stem[:-5])) if stem.endswith("_mask") and len(ps) == 1 else None
         if base is None: continue
         im = next(p for p in base if p not in pairs.values())
-        if im in pairs: raise ValueError(f"folder dataset: {im} has two masks, {pairs[im]} and {ps[0]}")
+        if im in pairs: raise InputError(f"folder dataset: {im} has two masks, {pairs[im]} and {ps[0]}")
         pairs[im] = ps[0]
     return pairs
 
@@ -610,14 +610,14 @@ def _folder_dirs(root: Path, normal_dir, abnormal_dir, mask_dir) -> tuple:
     out = []
     for opt, d in (("normal_dir", normal_dir), ("abnormal_dir", abnormal_dir), ("mask_dir", mask_dir)):
         if d is None: out.append(None); continue
-        if not str(d).strip(): raise ValueError(f"folder dataset: {opt} is empty: name a sub-folder of {root}, or leave it out")
+        if not str(d).strip(): raise InputError(f"folder dataset: {opt} is empty: name a sub-folder of {root}, or leave it out")
         if not (root / d).is_dir():
             raise FileNotFoundError(f"folder dataset: {opt} {root / d} not found" + (" (the default; name your folders with "
                                     "normal_dir / abnormal_dir, --normal-dir / --abnormal-dir)" if default and opt != "mask_dir" else ""))
         out.append(root / d)
     nd, ad, _ = out
     if nd and ad and (_inside(nd, ad) or _inside(ad, nd)):
-        raise ValueError(f"folder dataset: normal_dir {nd} and abnormal_dir {ad} " + ("are the same folder" if _inside(nd, ad) and
+        raise InputError(f"folder dataset: normal_dir {nd} and abnormal_dir {ad} " + ("are the same folder" if _inside(nd, ad) and
                          _inside(ad, nd) else "are nested") + ": an image must be either normal or anomalous; give two separate folders")
     return tuple(out)
 
@@ -628,7 +628,7 @@ def _folder_mask(im: Path, ad: Path, md: Path, masks: dict, clash: bool) -> Path
     for s in ("", "_mask"):
         if m := masks.get((sub, im.stem + s)): return m
         if m := masks.get((".", im.stem + s)):
-            if clash: raise ValueError(f"mask {m} is ambiguous: several anomalous images are named {im.stem}.*; "
+            if clash: raise InputError(f"mask {m} is ambiguous: several anomalous images are named {im.stem}.*; "
                                        f"mirror the sub-folders of {ad} in {md}")
             return m
     raise FileNotFoundError(f"no mask for anomalous image {im}: expected {md / sub / im.stem}.png "
@@ -645,7 +645,7 @@ def _folder(root: Path, normal_dir=None, abnormal_dir=None, mask_dir=None, class
         "Images of folder `d`: no mask beside an image, nothing from a separate mask folder below `d`."
         sep = md is not None and _inside(md, d) and not _inside(d, md)
         ims = [p for p in found[d] if p not in companion_masks and not (sep and in_md(p))]
-        if not ims: raise ValueError(f"folder dataset: {opt} {d} holds no images ({', '.join(IMG_EXTS)})")
+        if not ims: raise InputError(f"folder dataset: {opt} {d} holds no images ({', '.join(IMG_EXTS)})")
         return ims
     cls = class_name or root.resolve().name
     test = [_sample(root, im, None, cls, "", 0) for im in (listed(nd, "normal_dir") if nd else [])]
@@ -667,25 +667,25 @@ def _folder(root: Path, normal_dir=None, abnormal_dir=None, mask_dir=None, class
 # %% ../nbs/09_data.ipynb #c061
 class AnomalyDataset(Dataset):
     "One split of a dataset indexed by `root/meta.json` (or `meta`), as model-ready tensors."
-    def __init__(self, root, image_size: int = 224, mean=OPENAI_MEAN, std=OPENAI_STD, split: str = "test",
+    def __init__(self, root, image_size: int = 224, mean=OPENAI_DATASET_MEAN, std=OPENAI_DATASET_STD, split: str = "test",
                  classes=None, skip_bad: bool = False, meta: dict | None = None):
         self.root = Path(root)
         source = self.root / "meta.json"
         meta = load_meta(self.root) if meta is None else validate_meta(meta, source="meta")
-        if split not in meta: raise ValueError(f"split {split!r} not in {source}: it has {', '.join(meta)}")
+        if split not in meta: raise InputError(f"split {split!r} not in {source}: it has {', '.join(meta)}")
         if isinstance(classes, str): classes = [classes]
         avail = list(meta[split])
         self.classes = avail if classes is None else list(classes)
         unknown = [c for c in self.classes if c not in meta[split]]
-        if unknown: raise ValueError(f"classes {unknown} not in split {split!r} of {source}: it has {', '.join(avail)}")
-        if not isinstance(image_size, int) or image_size < 1: raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+        if unknown: raise InputError(f"classes {unknown} not in split {split!r} of {source}: it has {', '.join(avail)}")
+        if not isinstance(image_size, int) or image_size < 1: raise InputError(f"image_size must be a positive int, got {image_size!r}")
         self.image_size, self.split, self.skip_bad = image_size, split, skip_bad
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
         self.skipped: list[tuple[str, str]] = []
         self.samples = self._check([s for c in self.classes for s in meta[split][c]])
         if not self.samples:
-            raise ValueError(f"split {split!r} of {source} has no usable samples" + (f" ({len(self.skipped)} skipped)" if self.skipped else ""))
+            raise InputError(f"split {split!r} of {source} has no usable samples" + (f" ({len(self.skipped)} skipped)" if self.skipped else ""))
 
     def __len__(self): return len(self.samples)
     def __repr__(self):

@@ -12,8 +12,8 @@ import torch
 from scipy import ndimage
 
 # %% auto #0
-__all__ = ['CHUNK', 'EIGHT_CONNECTED', 'image_auroc', 'image_ap', 'f1_max', 'pixel_auroc', 'pixel_ap', 'pixel_f1max', 'aupro',
-           'pixel_metrics', 'image_metrics', 'pro_curve']
+__all__ = ['f1_max', 'CHUNK', 'EIGHT_CONNECTED', 'aupro', 'image_auroc', 'image_ap', 'image_f1max', 'pixel_auroc', 'pixel_ap',
+           'pixel_f1max', 'pixel_aupro', 'pixel_metrics', 'image_metrics', 'pro_curve']
 
 # %% ../nbs/11_metrics.ipynb #c006
 def _to_numpy(x, name: str) -> np.ndarray:
@@ -135,7 +135,7 @@ def _aupro(self: _Curves) -> float:
     x = _zigzag(0, self.fp_gt, self.fp_ge, self.N) / self.N
     return min(_area_to(x, _zigzag(0.0, self.pro_b, self.pro, 1.0), self.limit) / self.limit, 1.0)
 
-_Curves.auroc, _Curves.aupr, _Curves.f1max, _Curves.aupro = (property(f) for f in (_auroc, _ap, _f1max, _aupro))
+_Curves.auroc, _Curves.ap, _Curves.f1max, _Curves.aupro = (property(f) for f in (_auroc, _ap, _f1max, _aupro))
 
 # %% ../nbs/11_metrics.ipynb #c020
 def _image_curves(scores, labels) -> _Curves:
@@ -156,11 +156,13 @@ def image_auroc(scores, labels) -> float:
 
 def image_ap(scores, labels) -> float:
     "Average precision (scikit-learn's step-wise definition) of image `scores` [N]; nan without positives."
-    return _image_curves(scores, labels).aupr
+    return _image_curves(scores, labels).ap
 
-def f1_max(scores, labels) -> float:
+def image_f1max(scores, labels) -> float:
     "Best F1 = 2PR/(P+R) over every threshold of image `scores` [N]; nan without positives."
     return _image_curves(scores, labels).f1max
+
+f1_max = image_f1max  # the short name the field uses
 
 # %% ../nbs/11_metrics.ipynb #c026
 CHUNK = 1 << 20  # pixels per chunk of maps in the passes over the pixels
@@ -218,26 +220,28 @@ def pixel_auroc(maps, masks) -> float:
 
 def pixel_ap(maps, masks) -> float:
     "Pixel average precision (scikit-learn's definition) of `maps` [N,H,W]; nan without anomalous pixels."
-    return _pixel_curves(maps, masks).aupr
+    return _pixel_curves(maps, masks).ap
 
 def pixel_f1max(maps, masks) -> float:
     "Best pixel F1 over every threshold of `maps` [N,H,W]; nan without anomalous pixels."
     return _pixel_curves(maps, masks).f1max
 
-def aupro(maps, masks, fpr_limit: float = 0.3) -> float:
+def pixel_aupro(maps, masks, fpr_limit: float = 0.3) -> float:
     "Exact area under the PRO curve up to FPR `fpr_limit`, divided by it (MVTec AD); nan without regions or normal pixels."
     return _pixel_curves(maps, masks, regions=True, fpr_limit=fpr_limit).aupro
+
+aupro = pixel_aupro  # the short name the field uses
 
 # %% ../nbs/11_metrics.ipynb #c036
 def pixel_metrics(maps, masks, fpr_limit: float = 0.3) -> dict:
     "pixel_auroc, pixel_ap, pixel_f1max and pixel_aupro of `maps` [N,H,W] vs `masks` [N,H,W] in one pass."
     c = _pixel_curves(maps, masks, regions=True, fpr_limit=fpr_limit)
-    return {"pixel_auroc": c.auroc, "pixel_ap": c.aupr, "pixel_f1max": c.f1max, "pixel_aupro": c.aupro}
+    return {"pixel_auroc": c.auroc, "pixel_ap": c.ap, "pixel_f1max": c.f1max, "pixel_aupro": c.aupro}
 
 def image_metrics(scores, labels) -> dict:
     "image_auroc, image_ap and image_f1max of `scores` [N] vs binary `labels` [N] in one pass."
     c = _image_curves(scores, labels)
-    return {"image_auroc": c.auroc, "image_ap": c.aupr, "image_f1max": c.f1max}
+    return {"image_auroc": c.auroc, "image_ap": c.ap, "image_f1max": c.f1max}
 
 # %% ../nbs/11_metrics.ipynb #c039
 def pro_curve(maps, masks) -> tuple[np.ndarray, np.ndarray]:

@@ -14,11 +14,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from fastcore.basics import patch
 
-from .backbone import Backbone, load_clip, TINY_MODEL, DEFAULT_BACKBONE, DEFAULT_IMAGE_SIZE
+from .backbone import Backbone, InputError, load_clip, TINY_MODEL, DEFAULT_BACKBONE, DEFAULT_IMAGE_SIZE
 from .clip_vv import CLIPVV, VVOutput
 from .prompts import PromptLearner, FixedPrompts, NORMAL_WORDS, ABNORMAL_WORDS
 from .bicmci import BiCMCI
-from .adapter import ConvAdapter, global_score
+from .adapter import ConvAdapter, global_score, image_score
 from .losses import local_loss, global_loss, total_loss
 from .knowledge import kd_loss
 
@@ -67,7 +67,7 @@ def to_dict(self: KAnoCLIPConfig) -> dict:
 @patch(cls_method=True)
 def from_dict(cls: KAnoCLIPConfig, d: dict, source: str = "config") -> KAnoCLIPConfig:
     known = {f.name for f in fields(cls)}
-    if (extra := sorted(set(d) - known)): raise ValueError(f"{source}: unknown model setting {extra[0]!r}")
+    if (extra := sorted(set(d) - known)): raise InputError(f"{source}: unknown model setting {extra[0]!r}")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 # %% ../nbs/08_model.ipynb #c011
@@ -130,7 +130,7 @@ def heads(self: KAnoCLIP, feats: VVOutput, class_names) -> dict:
     text = class_text[torch.tensor([classes.index(n) for n in names], device=class_text.device)]  # [B, 2, C]
     out = self.bicmci(feats.patches, text, feats.grid, self.config.image_size)
     out["image_prob"] = global_score(self.adapter(feats.global_feat), text, self.config.temperature)  # p, eq. 12
-    out["score"] = (out["image_prob"] + out["anomaly_map"].flatten(1).amax(1)) / 2
+    out["score"] = image_score(out["image_prob"], out["anomaly_map"])                                  # S, eq. 12
     return out | dict(text=text, class_text=class_text, classes=classes)
 
 # %% ../nbs/08_model.ipynb #c023
@@ -208,9 +208,9 @@ def read_checkpoint_config(ckpt_dir) -> dict:
     f = d / CONFIG_FILE
     if not f.is_file(): raise FileNotFoundError(f"{f} is missing: {d} is not a kanoclip checkpoint")
     try: doc = json.loads(f.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{f} is not valid JSON: {e}") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise InputError(f"{f} is not valid JSON: {e}") from e
     if not isinstance(doc, dict) or not isinstance(doc.get("model"), dict):
-        raise ValueError(f"{f} has no 'model' section: not a kanoclip checkpoint config")
+        raise InputError(f"{f} has no 'model' section: not a kanoclip checkpoint config")
     return doc
 
 def _read_weights(f: Path) -> tuple[dict, dict]:
@@ -220,7 +220,7 @@ def _read_weights(f: Path) -> tuple[dict, dict]:
         with safe_open(str(f), "pt") as s: meta = s.metadata() or {}
         return load_file(str(f)), meta
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise ValueError(f"{f} is corrupted or truncated: {e}") from e
+        raise InputError(f"{f} is corrupted or truncated: {e}") from e
 
 # %% ../nbs/08_model.ipynb #c035
 @patch(cls_method=True)
@@ -230,12 +230,12 @@ def from_checkpoint(cls: KAnoCLIP, ckpt_dir, device="cpu", backbone: Backbone | 
     doc = read_checkpoint_config(d)
     tensors, meta = _read_weights(d / WEIGHTS_FILE)
     if meta.get("sha256") != _digest(tensors):
-        raise ValueError(f"{d / WEIGHTS_FILE} failed its integrity check: the tensors were changed after saving")
+        raise InputError(f"{d / WEIGHTS_FILE} failed its integrity check: the tensors were changed after saving")
     cfg = KAnoCLIPConfig.from_dict({**doc["model"], **overrides}, source=str(d / CONFIG_FILE))
     model = cls(cfg, backbone)
     model.load_trained(tensors, source=str(d / WEIGHTS_FILE))
     if meta.get("config_sha256") != _config_digest(doc["model"]):
-        raise ValueError(f"{d / CONFIG_FILE} does not belong to {d / WEIGHTS_FILE}: the config was changed after saving")
+        raise InputError(f"{d / CONFIG_FILE} does not belong to {d / WEIGHTS_FILE}: the config was changed after saving")
     return model.to(device).eval()
 
 @patch
@@ -243,10 +243,10 @@ def load_trained(self: KAnoCLIP, tensors: dict, source: str = "weights"):
     "Copy trained `tensors` into the model, naming the first missing, unexpected or mis-shaped tensor."
     own = self.trainable_state_dict()
     for k in sorted(set(own) | set(tensors)):
-        if k not in tensors: raise ValueError(f"{source}: tensor {k!r} is missing (the checkpoint was saved with another config)")
-        if k not in own: raise ValueError(f"{source}: unexpected tensor {k!r} (the checkpoint was saved with another config)")
+        if k not in tensors: raise InputError(f"{source}: tensor {k!r} is missing (the checkpoint was saved with another config)")
+        if k not in own: raise InputError(f"{source}: unexpected tensor {k!r} (the checkpoint was saved with another config)")
         if own[k].shape != tensors[k].shape:
-            raise ValueError(f"{source}: tensor {k!r} has shape {tuple(tensors[k].shape)}, the model expects {tuple(own[k].shape)}")
+            raise InputError(f"{source}: tensor {k!r} has shape {tuple(tensors[k].shape)}, the model expects {tuple(own[k].shape)}")
     with torch.no_grad():
         for k, p in self.named_parameters():
             if k in tensors: p.copy_(tensors[k])

@@ -13,6 +13,8 @@ from torch import nn
 from fastcore.basics import patch
 from open_clip.transformer import TextTransformer, text_global_pool
 
+from .backbone import InputError
+
 # %% auto #0
 __all__ = ['NORMAL_WORDS', 'ABNORMAL_WORDS', 'PLACEHOLDER', 'TEMPLATES', 'clean_class_name', 'TextTower', 'text_tower',
            'pool_index', 'run_text_tower', 'encode_texts', 'PromptLearner', 'run_text_tower_prefixed', 'FixedPrompts']
@@ -32,7 +34,7 @@ def clean_class_name(name: str) -> str:
     s = re.sub(r"(?<=[A-Z])(?=[A-Z][a-z])", " ", s)            # PCBBoard -> PCB Board
     s = re.sub(r"(?<=[^\W\d_])(?=\d)", " ", s)                 # Class1 -> Class 1
     s = " ".join(s.lower().split())
-    if not s: raise ValueError(f"class name {name!r} has no letters or digits")
+    if not s: raise InputError(f"class name {name!r} has no letters or digits", arg="class_name")
     return s
 
 # %% ../nbs/02_prompts.ipynb #c011
@@ -124,10 +126,10 @@ class PromptLearner(nn.Module):
         super().__init__()
         self._clip = (clip_model,)                       # not a sub-module: its weights stay out of state_dict
         self.tower, self.tokenizer = text_tower(clip_model), tokenizer
-        if not isinstance(n_ctx, int) or n_ctx < 1: raise ValueError(f"n_ctx={n_ctx!r} must be an integer >= 1")
+        if not isinstance(n_ctx, int) or n_ctx < 1: raise InputError(f"n_ctx={n_ctx!r} must be an integer >= 1", arg="n_ctx")
         if n_ctx + 4 > self.tower.context_length:
-            raise ValueError(f"n_ctx={n_ctx} leaves no room for the words in the text encoder's context of "
-                             f"{self.tower.context_length} tokens")
+            raise InputError(f"n_ctx={n_ctx} leaves no room for the words in the text encoder's context of "
+                             f"{self.tower.context_length} tokens", arg="n_ctx")
         if init_std <= 0: raise ValueError(f"init_std={init_std} must be > 0")
         self.normal_words, self.abnormal_words = _check_words(normal_words, "normal_words"), _check_words(abnormal_words, "abnormal_words")
         self.n_ctx = n_ctx
@@ -178,8 +180,8 @@ def _tokens(self: PromptLearner, class_names, device) -> torch.Tensor:
         if key not in self._cache:
             with torch.inference_mode(False): t = self.tokenizer(self.prompt_texts(c))  # [W, L], a normal tensor
             if (t[:, -1] != 0).any():
-                raise ValueError(f"class_names: prompt for class {c!r} does not fit the text encoder's "
-                                 f"{t.shape[1]} tokens with n_ctx={self.n_ctx}; shorten the class name")
+                raise InputError(f"class_names: prompt for class {c!r} does not fit the text encoder's "
+                                 f"{t.shape[1]} tokens with n_ctx={self.n_ctx}; shorten the class name", arg="class_name")
             self._cache[key] = t.to(device)
         out.append(self._cache[key])
     return torch.cat(out)

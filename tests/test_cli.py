@@ -108,3 +108,48 @@ def test_knowledge_for_a_prepared_dataset(capsys, tmp_path, bottle_root):
     kb = json.loads((tmp_path / "kb.json").read_text())
     assert list(kb["classes"]) == ["bottle"] and len(kb["images"]) == 63
     assert all(len(e["vqa"]) == 1 and e["vqa"][0] for e in kb["images"].values())
+
+
+# --- user errors stay one line; bugs keep their traceback ------------------------------------------------------
+
+def planted_bug(monkeypatch, error):
+    "Make `kanoclip prepare` fail inside the library with `error`, as a bug would."
+    import kanoclip.data
+    def prepare_dataset(*a, **k): raise error
+    monkeypatch.setattr(kanoclip.data, "prepare_dataset", prepare_dataset)
+
+
+@pytest.mark.parametrize("error", [ZeroDivisionError("division by zero"), TypeError("planted"), ValueError("planted")],
+                         ids=["ZeroDivisionError", "TypeError", "plain ValueError"])
+def test_a_bug_shows_its_traceback_and_says_so(capsys, tmp_path, monkeypatch, error):
+    planted_bug(monkeypatch, error)
+    code, _, err = run(capsys, "prepare", "--dataset", "mvtec", "--root", tmp_path)
+    assert code == 1, err
+    assert "Traceback (most recent call last)" in err and "in prepare_dataset" in err, err   # where it happened
+    assert f"{type(error).__name__}: {error}" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("kanoclip prepare: internal error") and "bug in kanoclip" in last and "report it" in last
+
+
+def test_debug_shows_the_traceback_of_a_user_error(capsys, tmp_path):
+    code, _, err = run(capsys, "prepare", "--dataset", "mvtec", "--root", tmp_path / "absent", "--debug")
+    assert code == 2 and "Traceback (most recent call last)" in err
+    assert err.strip().splitlines()[-1].startswith("kanoclip prepare: error:") and str(tmp_path / "absent") in err
+
+
+def test_user_errors_name_the_option(capsys, tmp_path):
+    one_line_error(capsys, "test", "--checkpoint", tmp_path, "--data", tmp_path, "--out", tmp_path / "o", "--device", "tpu:0",
+                   says="kanoclip test: error: --device: 'tpu:0' is not a device")
+    one_line_error(capsys, "train", "--data", tmp_path, "--out", tmp_path / "run", "--epochs", "0",
+                   says="kanoclip train: error: --epochs: epochs must be at least 1")
+    one_line_error(capsys, "train", "--data", tmp_path, "--out", tmp_path / "run",
+                   says=f"kanoclip train: error: --data: {tmp_path}: no meta.json there")
+    from kanoclip.synthetic import make_synthetic
+    root = make_synthetic(tmp_path / "data", classes=["disc"], n_train=0, n_normal=1, n_anomalous=1, size=64)
+    one_line_error(capsys, "train", "--data", root, "--out", tmp_path / "run", "--resume",
+                   says=f"kanoclip train: error: {tmp_path / 'run' / 'resume.safetensors'} not found: nothing to resume")
+
+
+def test_seed_only_where_something_is_random(capsys, tmp_path):
+    one_line_error(capsys, "test", "--checkpoint", tmp_path, "--data", tmp_path, "--out", tmp_path / "o", "--seed", "1",
+                   says="unrecognized arguments: --seed 1")

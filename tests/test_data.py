@@ -68,7 +68,7 @@ def test_mvtec_missing_mask_and_bad_roots(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"): prepare_dataset("mvtec", tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no MVTec AD class folders under"): prepare_dataset("mvtec", tmp_path / "empty")
-    with pytest.raises(ValueError, match="only apply to --dataset folder"): prepare_dataset("mvtec", root, normal_dir="x")
+    with pytest.raises(ValueError, match="only apply to the .folder. dataset"): prepare_dataset("mvtec", root, normal_dir="x")
 
 
 def test_write_false_and_atomic_write(tmp_path):
@@ -251,6 +251,9 @@ def test_dataset_items(tmp_path):
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=5)))
     assert batch["image"].shape == (5, 3, 16, 16) and batch["label"].tolist() == [1, 1, 1, 0, 0]
     with pytest.raises(ValueError, match="split 'valid' not in"): AnomalyDataset(root, split="valid")
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD   # the default: CLIP's normalisation
+    clip = AnomalyDataset(root, image_size=16)
+    assert clip.mean.flatten().tolist() == pytest.approx(OPENAI_DATASET_MEAN) and clip.std.flatten().tolist() == pytest.approx(OPENAI_DATASET_STD)
 
 
 def test_dataset_bad_files(tmp_path):

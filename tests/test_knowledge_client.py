@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kanoclip.knowledge import (ChatClient, EndpointError, IncompleteKnowledge, MalformedAnswer, build_knowledge,
-                                describe_class, describe_image, load_knowledge, LLM_TEMPLATE, VQA_TEMPLATE)
+from kanoclip.chat import ChatClient, EndpointError, MalformedAnswer, describe_class, describe_image, LLM_TEMPLATE, VQA_TEMPLATE
+from kanoclip.describe import IncompleteKnowledge, build_knowledge
+from kanoclip.knowledge import load_knowledge
 
 KEY = "sk-test-SECRET-0123456789"
 FIVE = ["The bottle has a crack along the neck.", "A chipped rim with missing glass.",

@@ -142,7 +142,7 @@ def test_resume_needs_a_run(data, tmp_path):
 
 
 def test_existing_run_needs_resume(data, reference):
-    with pytest.raises(ValueError, match="--resume"):
+    with pytest.raises(ValueError, match="already holds a training run: resume it"):
         train(model_config(), train_config(), [data], reference[0], progress=False)
 
 

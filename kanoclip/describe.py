@@ -13,6 +13,7 @@ from scipy import ndimage as ndi
 from tqdm.auto import tqdm
 
 from .backbone import InputError
+from .data import load_image, load_mask, load_pair, _mask_array, _resize_mask
 from .prompts import clean_class_name
 from .knowledge import empty_knowledge, load_knowledge, save_knowledge, builtin_knowledge, _lookup_class
 from .chat import (ChatClient, KnowledgeError, EndpointError, MalformedAnswer, describe_class, describe_image,
@@ -23,22 +24,22 @@ __all__ = ['GENERIC_DESCRIPTIONS', 'MASK_DESCRIBER', 'BUILTIN_SOURCE', 'log', 'm
            'IncompleteKnowledge', 'build_knowledge']
 
 # %% ../nbs/13_describe.ipynb #c045
-def _as_array(x, what: str, mode: str | None = None) -> np.ndarray:
-    "Array of an image/mask given as a path, PIL image or array."
-    if isinstance(x, (str, os.PathLike)):
-        if not Path(x).is_file(): raise FileNotFoundError(f"{what} not found: {x}")
-        x = Image.open(x)
+def _as_array(x, mode: str | None = None) -> np.ndarray:
+    "Array of an image given as a path (read upright with `load_image`), PIL image or array."
+    if isinstance(x, (str, os.PathLike)): x = load_image(x)
     if isinstance(x, Image.Image): x = x.convert(mode or ("RGB" if x.mode not in ("L", "RGB") else x.mode))
     return np.asarray(x)
 
 def _binary_mask(mask, shape=None) -> np.ndarray:
-    "Boolean mask (uint8 > 127, float > 0.5, bool as is), resized (nearest) to `shape` (H, W) if given."
-    m = _as_array(mask, "mask", "L")
-    if m.ndim == 3: m = m.max(-1)
-    m = m if m.dtype == bool else (m > 127 if m.max() > 1 else m > 0.5)
-    if shape is not None and m.shape != tuple(shape):
-        m = np.asarray(Image.fromarray(m).resize((shape[1], shape[0]), Image.NEAREST))
-    return m
+    """Boolean mask: a file or PIL image by the datasets' rule (`kanoclip.data`: non-zero is anomalous), an array
+    as bool, float > 0.5 or integer non-zero; resized (nearest) to `shape` (H, W) if given."""
+    if isinstance(mask, (str, os.PathLike)): m = load_mask(mask)
+    elif isinstance(mask, Image.Image): m = _mask_array(mask)
+    else:
+        m = np.asarray(mask)
+        if m.ndim == 3: m = m.max(-1)
+        m = m if m.dtype == bool else m > 0.5 if m.dtype.kind == "f" else m != 0
+    return m if shape is None else _resize_mask(m, shape)
 
 # %% ../nbs/13_describe.ipynb #c046
 _GRID = [["upper left", "top", "upper right"], ["left", "center", "right"], ["lower left", "bottom", "lower right"]]
@@ -105,7 +106,7 @@ def _colour(img: np.ndarray, mask: np.ndarray) -> dict:
 # %% ../nbs/13_describe.ipynb #c053
 def mask_properties(mask, image=None) -> dict | None:
     "Location, size, shape, regions and colour of the anomaly in `mask` (None if empty); colour needs `image`."
-    img = None if image is None else _as_array(image, "image", None)
+    img = None if image is None else _as_array(image)
     if img is not None and img.ndim == 3 and img.shape[-1] == 4: img = img[..., :3]
     m = _binary_mask(mask, None if img is None else img.shape[:2])
     if not m.any(): return None
@@ -210,7 +211,7 @@ def _plan(kb, classes, samples, root, llm, vqa, n_llm, m_vqa, unknown_classes, b
                           lambda i=img, c=s["cls_name"]: (describe_image(vqa, i, c, m_vqa), f"{vqa.model} @ {vqa.safe_endpoint}")))
         elif s.get("mask_path"):
             tasks.append(("images", s["img_path"], s["cls_name"], lambda i=img, mp=Path(root or ".") / s["mask_path"],
-                          c=s["cls_name"]: ([d] if (d := describe_mask(i, mp, c)) else [], "mask")))
+                          c=s["cls_name"]: ([d] if (d := describe_mask(*load_pair(i, mp), c)) else [], "mask")))
     return tasks
 
 # %% ../nbs/13_describe.ipynb #c064

@@ -10,10 +10,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def shared_data() -> Path | None:
-    "The folder holding `mvtec_ad_bottle/`: $KANOCLIP_DATA, else ../shared/data beside the checkout."
-    for p in (os.environ.get("KANOCLIP_DATA"), REPO.parent / "shared" / "data"):
-        if p and (Path(p) / "mvtec_ad_bottle" / "bottle").is_dir(): return Path(p)
-    return None
+    "The folder holding `mvtec_ad_bottle/` (the real MVTec AD bottle split), named by $KANOCLIP_DATA; None without it."
+    p = os.environ.get("KANOCLIP_DATA")
+    return Path(p) if p and (Path(p) / "mvtec_ad_bottle" / "bottle").is_dir() else None
 
 
 @pytest.fixture

@@ -4,17 +4,19 @@
 
 # %% ../nbs/05_bicmci.ipynb #c003
 from __future__ import annotations
-import math
+import math, sys
 
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten, tree_map
 from fastcore.basics import patch
 
 from .deformable import DeformableAttention, check_grid
 
 # %% auto #0
-__all__ = ['Attention', 'BiCA', 'stage_map', 'stage_maps', 'gaussian_blur', 'fuse_maps', 'BiCMCI']
+__all__ = ['Attention', 'BiCA', 'stage_map', 'stage_maps', 'gaussian_blur', 'fuse_maps', 'BiCMCI', 'CudaAutocastEmulation']
 
 # %% ../nbs/05_bicmci.ipynb #c006
 class Attention(nn.Module):
@@ -175,3 +177,58 @@ def forward(self: BiCMCI, patches: list, text: Tensor, grid, image_size) -> dict
         maps = [stage_map(p, t, grid, image_size, self.temperature) for p, t in outs]
     else: maps = stage_maps(patches, text, grid, image_size, self.temperature)
     return fuse_maps(maps, self.sigma)
+
+# %% ../nbs/05_bicmci.ipynb #3b5366d5
+_NOT_OPS = {"__get__", "__set__", "backward", "item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__",
+            "__len__", "__repr__", "__format__", "__iter__", "__hash__", "__reduce_ex__", "__deepcopy__", "dim", "size",
+            "numel", "stride", "data_ptr", "untyped_storage"}    # attribute access and calls that return Python values
+
+class CudaAutocastEmulation(TorchFunctionMode):
+    "While CPU autocast is on, run every torch call as CUDA autocast would (its own kernels decide); `log`: `(caller, op, dtype)`."
+    def __init__(self):
+        super().__init__()
+        from torch._subclasses.fake_tensor import FakeTensorMode
+        self.fake, self.log = FakeTensorMode(allow_non_fake_inputs=True), []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs, name = kwargs or {}, getattr(func, "__name__", "")
+        floats = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, Tensor) and t.is_floating_point()]
+        if not torch.is_autocast_enabled("cpu") or name in _NOT_OPS or not floats: return func(*args, **kwargs)
+        dt = self._cuda_dtype(func, args, kwargs)                   # raises where CUDA autocast refuses the op
+        if dt is not None and not _in_place(name, kwargs): args, kwargs = tree_map(lambda t: _cast(t, dt), (args, kwargs))
+        self.log.append((_caller(), name, dt))
+        with torch.autocast("cpu", enabled=False): return func(*args, **kwargs)
+
+# %% ../nbs/05_bicmci.ipynb #c98e31b8
+def _in_place(name: str, kwargs: dict) -> bool:
+    "True for calls that write into a tensor (`add_`, `x[i] = v`, `x += y`, `out=`): autocast leaves them alone."
+    dunder = name.startswith("__") and name.endswith("__")
+    return ("out" in kwargs or (name.endswith("_") and not dunder) or name == "__setitem__"
+            or (dunder and name.startswith("__i") and name not in ("__index__", "__int__", "__invert__", "__iter__")))
+
+def _cast(t, dt):
+    "`t` in dtype `dt` if it is a floating-point tensor autocast would cast (not fp64), else `t` unchanged."
+    ok = isinstance(t, Tensor) and t.is_floating_point() and t.dtype not in (dt, torch.float64)
+    return t.to(dt) if ok else t
+
+def _caller() -> str | None:
+    "`module.function` of the innermost kanoclip function on the stack (comprehensions and lambdas skipped)."
+    f = sys._getframe(2)
+    while f is not None and not (f.f_globals.get("__name__", "").startswith("kanoclip.") and f.f_code.co_name[0] != "<"):
+        f = f.f_back
+    return f and f"{f.f_globals['__name__']}.{f.f_code.co_name}"
+
+@patch
+def _cuda_dtype(self: CudaAutocastEmulation, func, args, kwargs):
+    "Dtype of `func`'s first floating-point result on fake CUDA copies of the inputs under CUDA autocast (None: no such result)."
+    from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException
+    fake = lambda t: torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="cuda") if isinstance(t, Tensor) else t
+    saved, dt = (torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda")), torch.get_autocast_dtype("cpu")
+    try:
+        with self.fake:
+            fargs, fkwargs = tree_map(fake, (args, kwargs))
+            torch.set_autocast_enabled("cuda", True); torch.set_autocast_dtype("cuda", dt)
+            out = func(*fargs, **fkwargs)
+    except (DataDependentOutputException, DynamicOutputShapeException): return None   # e.g. boolean-mask indexing
+    finally: torch.set_autocast_enabled("cuda", saved[0]); torch.set_autocast_dtype("cuda", saved[1])
+    return next((t.dtype for t in tree_flatten(out)[0] if isinstance(t, Tensor) and t.is_floating_point()), None)

@@ -98,10 +98,11 @@ def _size(image_size) -> tuple[int, int]:
 def stage_map(patches: Tensor, text: Tensor, grid, image_size, temperature: float = 0.07) -> Tensor:
     "Softmax over (normal, abnormal) of cos(patch, text) / `temperature`, upsampled: `[B, HW, C]`, `[B, 2, C]` -> `[B, 2, S, S]`."
     h, w = check_grid(grid, patches.shape[1])
-    p, t = F.normalize(patches.float(), dim=-1), F.normalize(text.float(), dim=-1)
-    prob = (p @ t.transpose(1, 2) / temperature).softmax(-1)                        # [B, HW, 2]
-    prob = prob.transpose(1, 2).unflatten(-1, (h, w))                               # [B, 2, H, W]
-    return F.interpolate(prob, size=_size(image_size), mode="bilinear", align_corners=False)
+    with torch.autocast(patches.device.type, enabled=False):                       # fp32 under AMP too (Mixed precision)
+        p, t = F.normalize(patches.float(), dim=-1), F.normalize(text.float(), dim=-1)
+        prob = (p @ t.transpose(1, 2) / temperature).softmax(-1)                    # [B, HW, 2]
+        prob = prob.transpose(1, 2).unflatten(-1, (h, w))                           # [B, 2, H, W]
+        return F.interpolate(prob, size=_size(image_size), mode="bilinear", align_corners=False)
 
 def stage_maps(patches: list, text: Tensor, grid, image_size, temperature: float = 0.07) -> list:
     "`stage_map` of every stage: plain patch-text similarity maps, one `[B, 2, S, S]` per stage."
@@ -128,7 +129,8 @@ def gaussian_blur(x: Tensor, sigma: float = 4.0, truncate: float = 4.0) -> Tenso
     k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float64) / sigma) ** 2)
     k, dt, (b, h, w) = k / k.sum(), torch.promote_types(x.dtype, torch.float32), x.shape
     a_h, a_w = (_filter_matrix(n, k).to(x.device, dt) for n in (h, w))
-    return (a_h @ x.to(dt) @ a_w.T).to(x.dtype)                                        # along H, then along W
+    with torch.autocast(x.device.type, enabled=False):                                # fp32 under AMP too (Mixed precision)
+        return (a_h @ x.to(dt) @ a_w.T).to(x.dtype)                                    # along H, then along W
 
 # %% ../nbs/05_bicmci.ipynb #c027
 def fuse_maps(maps: list, sigma: float = 4.0) -> dict:
@@ -192,14 +194,20 @@ class CudaAutocastEmulation(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs, name = kwargs or {}, getattr(func, "__name__", "")
-        floats = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, Tensor) and t.is_floating_point()]
-        if not torch.is_autocast_enabled("cpu") or name in _NOT_OPS or not floats: return func(*args, **kwargs)
-        dt = self._cuda_dtype(func, args, kwargs)                   # raises where CUDA autocast refuses the op
-        if dt is not None and not _in_place(name, kwargs): args, kwargs = tree_map(lambda t: _cast(t, dt), (args, kwargs))
-        self.log.append((_caller(), name, dt))
-        with torch.autocast("cpu", enabled=False): return func(*args, **kwargs)
+        if name in _NOT_OPS or _float_dtype((args, kwargs)) is None: return func(*args, **kwargs)
+        if torch.is_autocast_enabled("cpu"):
+            dt = self._cuda_dtype(func, args, kwargs)              # raises where CUDA autocast refuses the op
+            if dt is not None and not _in_place(name, kwargs): args, kwargs = tree_map(lambda t: _cast(t, dt), (args, kwargs))
+            with torch.autocast("cpu", enabled=False): out = func(*args, **kwargs)
+        else: out = func(*args, **kwargs)
+        self.log.append((_caller(), name, _float_dtype(out)))
+        return out
 
 # %% ../nbs/05_bicmci.ipynb #c98e31b8
+def _float_dtype(tree):
+    "Dtype of the first floating-point tensor in `tree` (nested tuples, lists, dicts), or None."
+    return next((t.dtype for t in tree_flatten(tree)[0] if isinstance(t, Tensor) and t.is_floating_point()), None)
+
 def _in_place(name: str, kwargs: dict) -> bool:
     "True for calls that write into a tensor (`add_`, `x[i] = v`, `x += y`, `out=`): autocast leaves them alone."
     dunder = name.startswith("__") and name.endswith("__")
@@ -212,11 +220,11 @@ def _cast(t, dt):
     return t.to(dt) if ok else t
 
 def _caller() -> str | None:
-    "`module.function` of the innermost kanoclip function on the stack (comprehensions and lambdas skipped)."
+    "Name of the innermost kanoclip function on the stack (or one defined in `__main__`, as in these notebooks)."
     f = sys._getframe(2)
-    while f is not None and not (f.f_globals.get("__name__", "").startswith("kanoclip.") and f.f_code.co_name[0] != "<"):
-        f = f.f_back
-    return f and f"{f.f_globals['__name__']}.{f.f_code.co_name}"
+    while f is not None and not (f.f_globals.get("__name__", "").startswith(("kanoclip.", "__main__"))
+                                 and f.f_code.co_name[0] != "<"): f = f.f_back   # skip comprehensions and lambdas
+    return f and f.f_code.co_name
 
 @patch
 def _cuda_dtype(self: CudaAutocastEmulation, func, args, kwargs):
@@ -228,7 +236,6 @@ def _cuda_dtype(self: CudaAutocastEmulation, func, args, kwargs):
         with self.fake:
             fargs, fkwargs = tree_map(fake, (args, kwargs))
             torch.set_autocast_enabled("cuda", True); torch.set_autocast_dtype("cuda", dt)
-            out = func(*fargs, **fkwargs)
+            return _float_dtype(func(*fargs, **fkwargs))
     except (DataDependentOutputException, DynamicOutputShapeException): return None   # e.g. boolean-mask indexing
     finally: torch.set_autocast_enabled("cuda", saved[0]); torch.set_autocast_dtype("cuda", saved[1])
-    return next((t.dtype for t in tree_flatten(out)[0] if isinstance(t, Tensor) and t.is_floating_point()), None)

@@ -63,6 +63,10 @@ def cmd_train(a):
     print(f"trained {len(res['epochs'])} epochs in {res['seconds']:.1f} s; checkpoint: {res['run_dir']}")
 
 # %% ../nbs/15_cli.ipynb #c012
+def _amp(a, dev) -> bool:
+    "`--amp on|off|auto` for device `dev`: auto is on for CUDA (the reasons: `predict` in the model notebook)."
+    return a.amp == "on" or (a.amp == "auto" and dev.type == "cuda")
+
 def _load_model(a):
     from kanoclip.model import KAnoCLIP
     from kanoclip.train import resolve_device
@@ -75,7 +79,8 @@ def cmd_test(a):
     "Zero-shot evaluation of a checkpoint on a prepared dataset: metrics.json, metrics.md, figures."
     from kanoclip.evaluate import evaluate, metrics_table
     model, dev = _load_model(a)
-    m = evaluate(model, a.data, a.out, batch_size=a.batch_size, device=dev, classes=a.classes, figures=not a.no_figures)
+    m = evaluate(model, a.data, a.out, batch_size=a.batch_size, device=dev, classes=a.classes, figures=not a.no_figures,
+                 num_workers=a.num_workers, amp=_amp(a, dev))
     print(metrics_table(m)); print(f"wrote {Path(a.out) / 'metrics.json'} and {Path(a.out) / 'metrics.md'}")
 
 def cmd_predict(a):
@@ -83,7 +88,7 @@ def cmd_predict(a):
     from kanoclip.predict import predict_images
     model, dev = _load_model(a)
     preds = predict_images(model, a.inputs, a.out, class_name=a.class_name, threshold=a.threshold,
-                           batch_size=a.batch_size, device=dev)
+                           batch_size=a.batch_size, device=dev, amp=_amp(a, dev))
     print(f"scored {len(preds)} images; wrote {Path(a.out) / 'predictions.json'}, maps/ and overlays/")
 
 # %% ../nbs/15_cli.ipynb #c014
@@ -208,6 +213,7 @@ def _checkpoint_args(p):
     p.add_argument("--checkpoint", required=True, help="run folder written by kanoclip train")
     add_common(p, backbone=False)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--amp", default="auto", choices=("auto", "on", "off"), help="bf16 autocast (auto: on CUDA)")
 
 def _test_args(p):
     _checkpoint_args(p)
@@ -215,6 +221,7 @@ def _test_args(p):
     p.add_argument("--out", required=True, help="folder for metrics.json, metrics.md and figures")
     p.add_argument("--classes", nargs="+", default=None, help="evaluate only these classes")
     p.add_argument("--no-figures", action="store_true", help="skip the best/worst figure grids")
+    p.add_argument("--num-workers", type=int, default=0, help="image-loading processes (a few keep a GPU fed)")
 
 def _predict_args(p):
     _checkpoint_args(p)

@@ -230,6 +230,7 @@ def _train_args(p):
 
 # %% ../nbs/15_cli.ipynb #c022
 def _count_or_auto(v: str):
+    "Type of `--num-workers`: `auto`, or a whole number."
     if v == "auto": return v
     if not v.isdigit(): raise argparse.ArgumentTypeError(f"expected auto or a whole number >= 0, got {v!r}")
     return int(v)

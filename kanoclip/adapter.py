@@ -65,8 +65,9 @@ def global_score(img_feat, text, temperature: float = 0.07):
     if text.shape[0] not in (1, img_feat.shape[0]):
         raise ValueError(f"batch mismatch: img_feat has B={img_feat.shape[0]} but text has {text.shape[0]}")
     if temperature <= 0: raise ValueError(f"temperature={temperature} must be > 0")
-    logits = torch.einsum("bc,bkc->bk", F.normalize(img_feat, dim=-1), F.normalize(text, dim=-1))  # [B, 2]
-    return (logits / temperature).softmax(-1)[:, 1]
+    with torch.autocast(img_feat.device.type, enabled=False):      # fp32 under AMP, like the stage maps
+        i, t = F.normalize(img_feat.float(), dim=-1), F.normalize(text.float(), dim=-1)
+        return (torch.einsum("bc,bkc->bk", i, t) / temperature).softmax(-1)[:, 1]     # cosines [B, 2] -> p [B]
 
 # %% ../nbs/06_adapter.ipynb #c025
 def image_score(prob, anomaly_map):

@@ -4,17 +4,19 @@
 
 # %% ../nbs/05_bicmci.ipynb #c003
 from __future__ import annotations
-import math
+import math, sys
 
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten, tree_map
 from fastcore.basics import patch
 
 from .deformable import DeformableAttention, check_grid
 
 # %% auto #0
-__all__ = ['Attention', 'BiCA', 'stage_map', 'stage_maps', 'gaussian_blur', 'fuse_maps', 'BiCMCI']
+__all__ = ['Attention', 'BiCA', 'stage_map', 'stage_maps', 'gaussian_blur', 'fuse_maps', 'BiCMCI', 'CudaAutocastEmulation']
 
 # %% ../nbs/05_bicmci.ipynb #c006
 class Attention(nn.Module):
@@ -96,10 +98,11 @@ def _size(image_size) -> tuple[int, int]:
 def stage_map(patches: Tensor, text: Tensor, grid, image_size, temperature: float = 0.07) -> Tensor:
     "Softmax over (normal, abnormal) of cos(patch, text) / `temperature`, upsampled: `[B, HW, C]`, `[B, 2, C]` -> `[B, 2, S, S]`."
     h, w = check_grid(grid, patches.shape[1])
-    p, t = F.normalize(patches.float(), dim=-1), F.normalize(text.float(), dim=-1)
-    prob = (p @ t.transpose(1, 2) / temperature).softmax(-1)                        # [B, HW, 2]
-    prob = prob.transpose(1, 2).unflatten(-1, (h, w))                               # [B, 2, H, W]
-    return F.interpolate(prob, size=_size(image_size), mode="bilinear", align_corners=False)
+    with torch.autocast(patches.device.type, enabled=False):                       # fp32 under AMP too (Mixed precision)
+        p, t = F.normalize(patches.float(), dim=-1), F.normalize(text.float(), dim=-1)
+        prob = (p @ t.transpose(1, 2) / temperature).softmax(-1)                    # [B, HW, 2]
+        prob = prob.transpose(1, 2).unflatten(-1, (h, w))                           # [B, 2, H, W]
+        return F.interpolate(prob, size=_size(image_size), mode="bilinear", align_corners=False)
 
 def stage_maps(patches: list, text: Tensor, grid, image_size, temperature: float = 0.07) -> list:
     "`stage_map` of every stage: plain patch-text similarity maps, one `[B, 2, S, S]` per stage."
@@ -126,7 +129,8 @@ def gaussian_blur(x: Tensor, sigma: float = 4.0, truncate: float = 4.0) -> Tenso
     k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float64) / sigma) ** 2)
     k, dt, (b, h, w) = k / k.sum(), torch.promote_types(x.dtype, torch.float32), x.shape
     a_h, a_w = (_filter_matrix(n, k).to(x.device, dt) for n in (h, w))
-    return (a_h @ x.to(dt) @ a_w.T).to(x.dtype)                                        # along H, then along W
+    with torch.autocast(x.device.type, enabled=False):                                # fp32 under AMP too (Mixed precision)
+        return (a_h @ x.to(dt) @ a_w.T).to(x.dtype)                                    # along H, then along W
 
 # %% ../nbs/05_bicmci.ipynb #c027
 def fuse_maps(maps: list, sigma: float = 4.0) -> dict:
@@ -175,3 +179,63 @@ def forward(self: BiCMCI, patches: list, text: Tensor, grid, image_size) -> dict
         maps = [stage_map(p, t, grid, image_size, self.temperature) for p, t in outs]
     else: maps = stage_maps(patches, text, grid, image_size, self.temperature)
     return fuse_maps(maps, self.sigma)
+
+# %% ../nbs/05_bicmci.ipynb #3b5366d5
+_NOT_OPS = {"__get__", "__set__", "backward", "item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__",
+            "__len__", "__repr__", "__format__", "__iter__", "__hash__", "__reduce_ex__", "__deepcopy__", "dim", "size",
+            "numel", "stride", "data_ptr", "untyped_storage"}    # attribute access and calls that return Python values
+
+class CudaAutocastEmulation(TorchFunctionMode):
+    "While CPU autocast is on, run every torch call as CUDA autocast would (its own kernels decide); `log`: `(caller, op, dtype)`."
+    def __init__(self):
+        super().__init__()
+        from torch._subclasses.fake_tensor import FakeTensorMode
+        self.fake, self.log = FakeTensorMode(allow_non_fake_inputs=True), []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs, name = kwargs or {}, getattr(func, "__name__", "")
+        if name in _NOT_OPS or _float_dtype((args, kwargs)) is None: return func(*args, **kwargs)
+        if torch.is_autocast_enabled("cpu"):
+            dt = self._cuda_dtype(func, args, kwargs)              # raises where CUDA autocast refuses the op
+            if dt is not None and not _in_place(name, kwargs): args, kwargs = tree_map(lambda t: _cast(t, dt), (args, kwargs))
+            with torch.autocast("cpu", enabled=False): out = func(*args, **kwargs)
+        else: out = func(*args, **kwargs)
+        self.log.append((_caller(), name, _float_dtype(out)))
+        return out
+
+# %% ../nbs/05_bicmci.ipynb #c98e31b8
+def _float_dtype(tree):
+    "Dtype of the first floating-point tensor in `tree` (nested tuples, lists, dicts), or None."
+    return next((t.dtype for t in tree_flatten(tree)[0] if isinstance(t, Tensor) and t.is_floating_point()), None)
+
+def _in_place(name: str, kwargs: dict) -> bool:
+    "True for calls that write into a tensor (`add_`, `x[i] = v`, `x += y`, `out=`): autocast leaves them alone."
+    dunder = name.startswith("__") and name.endswith("__")
+    return ("out" in kwargs or (name.endswith("_") and not dunder) or name == "__setitem__"
+            or (dunder and name.startswith("__i") and name not in ("__index__", "__int__", "__invert__", "__iter__")))
+
+def _cast(t, dt):
+    "`t` in dtype `dt` if it is a floating-point tensor autocast would cast (not fp64), else `t` unchanged."
+    ok = isinstance(t, Tensor) and t.is_floating_point() and t.dtype not in (dt, torch.float64)
+    return t.to(dt) if ok else t
+
+def _caller() -> str | None:
+    "Name of the innermost kanoclip function on the stack (or one defined in `__main__`, as in these notebooks)."
+    f = sys._getframe(2)
+    while f is not None and not (f.f_globals.get("__name__", "").startswith(("kanoclip.", "__main__"))
+                                 and f.f_code.co_name[0] != "<"): f = f.f_back   # skip comprehensions and lambdas
+    return f and f.f_code.co_name
+
+@patch
+def _cuda_dtype(self: CudaAutocastEmulation, func, args, kwargs):
+    "Dtype of `func`'s first floating-point result on fake CUDA copies of the inputs under CUDA autocast (None: no such result)."
+    from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException
+    fake = lambda t: torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="cuda") if isinstance(t, Tensor) else t
+    saved, dt = (torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda")), torch.get_autocast_dtype("cpu")
+    try:
+        with self.fake:
+            fargs, fkwargs = tree_map(fake, (args, kwargs))
+            torch.set_autocast_enabled("cuda", True); torch.set_autocast_dtype("cuda", dt)
+            return _float_dtype(func(*fargs, **fkwargs))
+    except (DataDependentOutputException, DynamicOutputShapeException): return None   # e.g. boolean-mask indexing
+    finally: torch.set_autocast_enabled("cuda", saved[0]); torch.set_autocast_dtype("cuda", saved[1])

@@ -8,6 +8,7 @@ import json, math, re
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -94,14 +95,15 @@ def _select_classes(meta: dict, classes, source) -> list[str]:
     return classes
 
 # %% ../nbs/16_evaluate.ipynb #c022
-def _run_class(model, ds: AnomalyDataset, cls: str, batch_size: int, device, num_workers: int, bar) -> dict:
+def _run_class(model, ds: AnomalyDataset, cls: str, batch_size: int, device, num_workers: int, bar, amp: bool = False) -> dict:
     "Scores, labels, maps, masks and has_mask of every image of one class, as numpy arrays."
     n, S = len(ds), ds.image_size
     r = dict(scores=np.empty(n, np.float64), labels=np.empty(n, np.int64), has_mask=np.empty(n, bool),
              maps=np.empty((n, S, S), np.float32), masks=np.empty((n, S, S), bool))
     j = 0
-    for b in DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers):
-        s, m = model.predict(b["image"].to(device), cls)
+    pin = torch.device(device).type == "cuda"                    # page-locked batches copy to the GPU asynchronously
+    for b in DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin):
+        s, m = model.predict(b["image"].to(device, non_blocking=pin), cls, amp=amp)
         k = len(s)
         r["scores"][j:j + k], r["maps"][j:j + k] = s.float().cpu().numpy(), m.float().cpu().numpy()
         r["labels"][j:j + k], r["has_mask"][j:j + k] = b["label"].numpy(), b["has_mask"].numpy()
@@ -128,7 +130,8 @@ def _write_text(path: Path, text: str):
 
 # %% ../nbs/16_evaluate.ipynb #c024
 def evaluate(model, data_root, out_dir, batch_size: int = 8, device="cpu", classes=None, figures: bool = True,
-             progress: bool = True, num_workers: int = 0, n_examples: int = 3, dataset_name: str | None = None) -> dict:
+             progress: bool = True, num_workers: int = 0, n_examples: int = 3, dataset_name: str | None = None,
+             amp: bool = False) -> dict:
     "Zero-shot evaluation of `model` on the test split of prepared dataset `data_root`; writes metrics.json, metrics.md, figures/."
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}", arg="batch_size")
@@ -143,7 +146,7 @@ def evaluate(model, data_root, out_dir, batch_size: int = 8, device="cpu", class
             if not meta["test"][cls]: per_class[cls] = {**dict.fromkeys(METRICS), "n_images": 0}; continue
             bar.set_postfix_str(cls)
             ds = AnomalyDataset(root, image_size=bb.image_size, mean=bb.mean, std=bb.std, split="test", classes=[cls], meta=meta)
-            r = _run_class(model, ds, cls, batch_size, device, num_workers, bar)
+            r = _run_class(model, ds, cls, batch_size, device, num_workers, bar, amp)
             per_class[cls] = {**class_metrics(r["scores"], r["labels"], r["maps"], r["masks"], r["has_mask"]), "n_images": len(ds)}
             if figures: class_figure(out / "figures" / f"{_safe_name(cls)}.png", cls, _figure_rows(ds, r, n_examples))
             del r  # free this class's maps before the next one

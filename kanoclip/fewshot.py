@@ -194,14 +194,9 @@ def heads(self: FewShotDetector, feats: VVOutput, class_names) -> dict:
     return out
 
 @patch
-def predict(self: FewShotDetector, images: Tensor, class_name) -> tuple[Tensor, Tensor]:
-    "Image scores `[B]` and anomaly maps `[B,S,S]` as `KAnoCLIP.predict` gives them, fused with the few-shot evidence."
-    m = self.model
-    was_training = m.training
-    m.eval()
-    with torch.inference_mode(): out = self.heads(m.encode(images), class_name)
-    if was_training: m.train()
-    return out["score"], out["anomaly_map"]
+def predict(self: FewShotDetector, images: Tensor, class_name, amp: bool = False) -> tuple[Tensor, Tensor]:
+    "Image scores `[B]` and anomaly maps `[B,S,S]` as `KAnoCLIP.predict` gives them (`amp`: bf16), fused with the few-shot evidence."
+    return self.model.predict(images, class_name, amp=amp, heads=self.heads)
 
 # %% ../nbs/18_fewshot.ipynb #e77d55fa
 def reference_pool(root, cls: str, meta: dict | None = None) -> list[str]:

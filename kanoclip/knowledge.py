@@ -167,7 +167,8 @@ def kd_distances(w_k: torch.Tensor, f_text: torch.Tensor) -> tuple[torch.Tensor,
     if w_k.ndim != 2 or f_text.ndim != 3 or f_text.shape[1] != 2 or f_text.shape[0] != w_k.shape[0] \
             or f_text.shape[2] != w_k.shape[1]:
         raise ValueError(f"kd_loss: w_k must be [n, C] and f_text [n, 2, C], got {tuple(w_k.shape)} and {tuple(f_text.shape)}")
-    wk, wn, wa = (F.normalize(t, dim=-1) for t in (w_k.to(f_text.dtype), f_text[:, 0], f_text[:, 1]))
+    f = f_text.to(torch.promote_types(f_text.dtype, torch.float32))   # bf16 prompts (autocast) widened, not w_k narrowed
+    wk, wn, wa = (F.normalize(t, dim=-1) for t in (w_k.to(f.dtype), f[:, 0], f[:, 1]))
     return (wk - wa).norm(dim=-1), (wk - wn).norm(dim=-1)
 
 def kd_loss(w_k: torch.Tensor, f_text: torch.Tensor) -> torch.Tensor:

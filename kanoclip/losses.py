@@ -18,26 +18,34 @@ def _same_shape(a, b, names: str, min_ndim: int = 1):
     if a.ndim < min_ndim:
         raise ValueError(f"{names}: expected at least {min_ndim} dims ([B, ...]), got {list(a.shape)}")
 
+def _fp32(t):
+    "`t` widened for the loss maths: bf16/fp16 (from autocast) to fp32; fp32 and fp64 unchanged."
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
 # %% ../nbs/07_losses.ipynb #c008
 def focal_loss(prob, target, gamma: float = 2.0, eps: float = 1e-6, alpha: float | None = None):
     "Binary focal loss on the abnormal probability `prob` `[B, H, W]` against `target` in [0, 1]; mean over pixels."
     _same_shape(prob, target, "focal_loss prob/target")
     if gamma < 0: raise ValueError(f"focal_loss gamma={gamma} must be >= 0")
-    p, g = prob.clamp(eps, 1 - eps), target.to(prob.dtype)
-    pos = -g * (1 - p) ** gamma * torch.log(p)
-    neg = -(1 - g) * p ** gamma * torch.log(1 - p)
-    if alpha is not None: pos, neg = alpha * pos, (1 - alpha) * neg
-    return (pos + neg).mean()
+    with torch.autocast(prob.device.type, enabled=False):             # fp32 under AMP (Mixed precision)
+        p = _fp32(prob).clamp(eps, 1 - eps)
+        g = target.to(p.dtype)
+        pos = -g * (1 - p) ** gamma * torch.log(p)
+        neg = -(1 - g) * p ** gamma * torch.log(1 - p)
+        if alpha is not None: pos, neg = alpha * pos, (1 - alpha) * neg
+        return (pos + neg).mean()
 
 # %% ../nbs/07_losses.ipynb #c016
 def dice_loss(prob, target, eps: float = 1.0, per_image: bool = True):
     "Soft dice loss `1 - (2Σpg + eps)/(Σp + Σg + eps)` of `prob` vs `target` `[B, H, W]`, per image then mean."
     _same_shape(prob, target, "dice_loss prob/target", min_ndim=2)
     if eps < 0: raise ValueError(f"dice_loss eps={eps} must be >= 0")
-    p, g = prob.flatten(1), target.to(prob.dtype).flatten(1)                 # [B, HW]
-    if not per_image: p, g = p.reshape(1, -1), g.reshape(1, -1)
-    inter, total = (p * g).sum(1), p.sum(1) + g.sum(1)
-    return (1 - (2 * inter + eps) / (total + eps)).mean()
+    with torch.autocast(prob.device.type, enabled=False):                    # fp32 under AMP (Mixed precision)
+        p = _fp32(prob).flatten(1)                                           # [B, HW]
+        g = target.to(p.dtype).flatten(1)
+        if not per_image: p, g = p.reshape(1, -1), g.reshape(1, -1)
+        inter, total = (p * g).sum(1), p.sum(1) + g.sum(1)
+        return (1 - (2 * inter + eps) / (total + eps)).mean()
 
 # %% ../nbs/07_losses.ipynb #c020
 def local_loss(stage_maps, mask, gamma: float = 2.0, eps: float = 1.0):
@@ -62,7 +70,9 @@ def global_loss(score, label, eps: float = 1e-6):
     "Binary cross-entropy (eq. 14) of image scores `[B]` (probabilities) against labels `[B]` (0 normal, 1 anomalous)."
     _same_shape(score, label, "global_loss score/label")
     if score.ndim != 1: raise ValueError(f"global_loss score/label: expected [B], got {list(score.shape)}")
-    return F.binary_cross_entropy(score.clamp(eps, 1 - eps), label.to(score.dtype))
+    with torch.autocast(score.device.type, enabled=False):        # CUDA autocast refuses binary_cross_entropy
+        s = _fp32(score)
+        return F.binary_cross_entropy(s.clamp(eps, 1 - eps), label.to(s.dtype))
 
 # %% ../nbs/07_losses.ipynb #c033
 def total_loss(kd, glob, loc, alpha: float = 1.0, beta: float = 1.0, gamma: float = 1.0):

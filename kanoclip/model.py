@@ -105,7 +105,9 @@ def text_features(self: KAnoCLIP, class_names: list[str]) -> torch.Tensor:
     version = tuple(p._version for p in self.prompts.parameters())   # bumped by every in-place update
     if self._text_cache.get(None) != version: self._text_cache = {None: version}
     missing = [n for n in dict.fromkeys(class_names) if n not in self._text_cache]
-    if missing: self._text_cache.update(zip(missing, self.prompts(missing)))
+    if missing:
+        with torch.autocast(self.clip.logit_scale.device.type, enabled=False):   # cached in fp32 under any autocast
+            self._text_cache.update(zip(missing, self.prompts(missing)))
     return torch.stack([self._text_cache[n] for n in class_names])
 
 @patch
@@ -153,12 +155,13 @@ def forward(self: KAnoCLIP, images, class_names, masks=None, labels=None, knowle
 
 # %% ../nbs/08_model.ipynb #c027
 @patch
-def predict(self: KAnoCLIP, images: torch.Tensor, class_name) -> tuple[torch.Tensor, torch.Tensor]:
-    "Image scores `[B]` and anomaly maps `[B,S,S]` for normalised `images` of class `class_name` (str or one per image)."
+def predict(self: KAnoCLIP, images: torch.Tensor, class_name, amp: bool = False, heads=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image scores `[B]` and anomaly maps `[B,S,S]` (fp32) for normalised `images` of class `class_name` (str or one per image).
+    `heads` replaces `self.heads` (a detector that adds evidence to the maps, e.g. few-shot, predicts through here)."""
     was_training = self.training
     self.eval()
-    with torch.inference_mode():
-        out = self.heads(self.encode(images), class_name)
+    with torch.inference_mode(), torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
+        out = (heads or self.heads)(self.encode(images), class_name)
     if was_training: self.train()
     return out["score"], out["anomaly_map"]
 

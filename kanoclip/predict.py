@@ -91,7 +91,7 @@ def _load_batch(batch, explicit):
     return imgs
 
 def predict_images(model, inputs, out_dir, class_name: str = "object", threshold: float | None = None,
-                   batch_size: int = 8, device="cpu", progress: bool = True) -> list[dict]:
+                   batch_size: int = 8, device="cpu", progress: bool = True, amp: bool = False) -> list[dict]:
     "Score every image of `inputs` (files/folders) as `class_name`; write predictions.json, maps/ and overlays/ to `out_dir`."
     _check_args(class_name, threshold, batch_size)
     files = collect_images(inputs)
@@ -106,7 +106,7 @@ def predict_images(model, inputs, out_dir, class_name: str = "object", threshold
             imgs = _load_batch([p for p, _ in chunk], [e for _, e in chunk])
             if imgs:
                 x = torch.stack([to_model_input(im, bb.image_size, bb.mean, bb.std) for _, im in imgs]).to(device)
-                scores, maps = model.predict(x, class_name)
+                scores, maps = model.predict(x, class_name, amp=amp)
                 for (p, im), s, m in zip(imgs, scores.float().cpu().tolist(), maps.float().cpu()):
                     preds.append(_save_one(out, names[p], p, im, s, m, threshold))
             bar.update(len(chunk))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_train.ipynb #c003
 from __future__ import annotations
-import hashlib, json, random, shutil, signal, threading, time
+import hashlib, json, random, re, shutil, signal, threading, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 
@@ -24,9 +24,9 @@ from .describe import build_knowledge
 
 # %% auto #0
 __all__ = ['RESUME_FILE', 'TrainConfig', 'seed_everything', 'epoch_order', 'encoder_key', 'content_key', 'FeatureCache',
-           'save_resume', 'load_resume', 'batch_features', 'fill_cache', 'train_step', 'make_optimizer',
-           'training_knowledge', 'deferred_interrupt', 'Run', 'make_run', 'run_epoch', 'save_checkpoint', 'fit',
-           'train']
+           'cache_bytes', 'plan_cache', 'save_resume', 'load_resume', 'batch_features', 'fill_cache', 'train_step',
+           'make_optimizer', 'training_knowledge', 'deferred_interrupt', 'Run', 'make_run', 'run_epoch',
+           'save_checkpoint', 'fit', 'train']
 
 # %% ../nbs/15_train.ipynb #c006
 @dataclass
@@ -132,6 +132,44 @@ class _Uncached(torch.utils.data.Dataset):
     def __init__(self, ds, keys, cached): self.ds, self.keys, self.cached = ds, keys, cached
     def __len__(self): return len(self.ds)
     def __getitem__(self, i): return {"idx": i} if self.keys[i] in self.cached else {**self.ds[i], "idx": i}
+
+# %% ../nbs/15_train.ipynb #ac2fcc57
+def cache_bytes(n_images: int, n_stages: int, grid, dim: int, image_size: int, dtype=torch.float32) -> int:
+    "Bytes of a feature cache of `n_images` entries: `(stages x H x W + 1) x dim` features in `dtype`, the mask 1 byte a pixel."
+    h, w = grid
+    return n_images * ((n_stages * h * w + 1) * dim * dtype.itemsize + image_size * image_size)
+
+def _free_bytes(mode: str, folder: Path) -> int | None:
+    "Room for a cache of `mode`: free disk space at `folder` (disk), available memory (memory); None if unknown."
+    if mode == "disk": return shutil.disk_usage(folder).free
+    try:
+        import psutil
+        return psutil.virtual_memory().available
+    except ImportError: pass
+    try: return int(re.search(r"MemAvailable:\s+(\d+) kB", Path("/proc/meminfo").read_text()).group(1)) * 1024
+    except (OSError, AttributeError): return None
+
+def _size(n: float) -> str: return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+# %% ../nbs/15_train.ipynb #f986d3cd
+def plan_cache(cache: FeatureCache, model: KAnoCLIP, n_images: int, progress: bool = True) -> int:
+    "Print the size of `cache` for `n_images` and where it goes; refuse (`InputError`) if it cannot fit. Returns the bytes to write."
+    if cache.mode == "none": return 0
+    bb = model.backbone
+    total = cache_bytes(n_images, len(model.encoder.layers), bb.grid, bb.embed_dim, model.config.image_size, cache.dtype)
+    have = sum(f.stat().st_size for f in cache.dir.glob("*.safetensors")) if cache.mode == "disk" else 0
+    need, where = max(total - have, 0), "in memory" if cache.mode == "memory" else f"on disk in {cache.dir}"
+    if progress:
+        print(f"feature cache: {_size(total)} {where} ({n_images} images x {len(model.encoder.layers)} stages x "
+              f"{bb.grid[0]} x {bb.grid[1]} patches x {bb.embed_dim} dims, {str(cache.dtype)[6:]})"
+              + (f"; {_size(have)} of it already there" if have else ""))
+    free = _free_bytes(cache.mode, cache.dir if cache.mode == "disk" else None)
+    if free is None or need * 1.1 + 2**30 <= free: return need
+    if cache.mode == "memory":
+        raise InputError(f"feature cache: {_size(need)} of memory needed, {_size(free)} available; "
+                         "use --cache disk (it goes into the --out folder) or --cache none")
+    raise InputError(f"feature cache: {_size(need)} needed in {cache.dir}, {_size(free)} free there; "
+                     "free some space, give another --out, or use --cache none (encodes every image every epoch)")
 
 # %% ../nbs/15_train.ipynb #c020
 RESUME_FILE = "resume.safetensors"
@@ -242,10 +280,10 @@ def _check_roots(data) -> list[Path]:
             raise InputError(f"{r}: no meta.json there; index the dataset first (prepare_dataset, or `kanoclip prepare`)", arg="data")
     return roots
 
-def _cache_mode(tc: TrainConfig, n: int, model: KAnoCLIP, itemsize: int) -> str:
+def _cache_mode(tc: TrainConfig, n: int, model: KAnoCLIP, dtype) -> str:
     if tc.cache != "auto": return tc.cache
-    (h, w), c = model.backbone.grid, model.backbone.embed_dim
-    size = n * ((len(model.encoder.layers) * h * w + 1) * c * itemsize + model.config.image_size ** 2)
+    bb = model.backbone
+    size = cache_bytes(n, len(model.encoder.layers), bb.grid, bb.embed_dim, model.config.image_size, dtype)
     return "memory" if size < 2 * 2**30 else "disk"
 
 def _resumed(out: Path):
@@ -291,7 +329,7 @@ def make_run(mc: KAnoCLIPConfig, tc: TrainConfig, roots: list[Path], out: Path, 
     pos = load_resume(out / RESUME_FILE, model, opt) if resume else dict(epoch=0, batch=0)
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     ds = ConcatDataset(sets)
-    cache = FeatureCache(model, _cache_mode(tc, len(ds), model, dtype.itemsize), out / "feature_cache", dtype)
+    cache = FeatureCache(model, _cache_mode(tc, len(ds), model, dtype), out / "feature_cache", dtype)
     if compile_: model.bicmci.forward = torch.compile(model.bicmci.forward)
     return Run(model, opt, ds, keys, cache, bank, tc, out, extra, device, amp, pos["epoch"], pos["batch"])
 
@@ -356,6 +394,7 @@ def train(model_config: KAnoCLIPConfig, train_config: TrainConfig, data, out_dir
         raise InputError(f"{out} already holds a training run: resume it, or choose another folder", arg="out_dir")
     run = make_run(model_config, train_config, roots, out, resume)
     t0 = time.time()
+    plan_cache(run.cache, run.model, len(run.ds), progress)   # size and place, printed; refused here if it cannot fit
     fill_cache(run.model, run.ds, run.keys, run.cache, _batches(len(run.ds), run.tc, 0), run.device, run.tc.num_workers, progress)
     fit(run, progress)
     return dict(run_dir=str(out), epochs=run.history, seconds=round(time.time() - t0, 3),

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from kanoclip import metrics as M
 from kanoclip.data import AnomalyDataset, load_meta, write_meta
+from kanoclip.cli import main
 from kanoclip.evaluate import METRICS, evaluate, metrics_table
 from kanoclip.model import KAnoCLIP, KAnoCLIPConfig, perturb_
 from kanoclip.predict import predict_images
@@ -185,3 +186,19 @@ def test_predict_errors(model, tmp_path):
     with pytest.raises(ValueError, match="threshold"):
         predict_images(model, [tmp_path / "empty"], tmp_path / "out", threshold=2, progress=False)
     assert not (tmp_path / "out" / "predictions.json").exists()
+
+
+def test_loader_workers_and_bf16(model, data, evaluated, tmp_path, capsys):
+    "Loader processes change nothing; bf16 autocast (here CPU's) stays close to fp32; the CLI passes both through."
+    res, _ = evaluated
+    assert evaluate(model, data, tmp_path / "w", batch_size=4, progress=False, figures=False, num_workers=2) == res
+    amp = evaluate(model, data, tmp_path / "amp", batch_size=4, progress=False, figures=False, amp=True)
+    for cls in CLASSES:
+        assert amp["classes"][cls]["pixel_auroc"] == pytest.approx(res["classes"][cls]["pixel_auroc"], abs=0.01)
+    files = sorted((data / "ring" / "test").rglob("*.png"))[:3]
+    p32, p16 = (predict_images(model, files, tmp_path / f"p{a}", class_name="ring", progress=False, amp=a) for a in (False, True))
+    assert [p["score"] for p in p16] == pytest.approx([p["score"] for p in p32], abs=1e-2)
+    model.save(tmp_path / "run")
+    assert main(["test", "--checkpoint", str(tmp_path / "run"), "--data", str(data), "--out", str(tmp_path / "cli"),
+                 "--device", "cpu", "--amp", "on", "--num-workers", "2", "--no-figures"]) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "cli" / "metrics.json").read_text()) == amp

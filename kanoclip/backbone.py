@@ -23,8 +23,10 @@ __all__ = ['TINY_MODEL', 'DEFAULT_BACKBONE', 'DEFAULT_IMAGE_SIZE', 'TINY_CONFIG'
 
 # %% ../nbs/00_backbone.ipynb #35d4de54
 class InputError(ValueError):
-    "Bad input the user can fix; `arg` names the parameter at fault (None: the message says what)."
-    def __init__(self, msg: str, arg: str | None = None): super().__init__(msg); self.arg = arg
+    """Bad input the user can fix; `arg` names the parameter at fault (None: the message says what); `fix` holds the
+    settings the message suggests, `{parameter: value}`, each written `parameter=value` in it."""
+    def __init__(self, msg: str, arg: str | None = None, fix: dict | None = None):
+        super().__init__(msg); self.arg, self.fix = arg, dict(fix or {})
 
 # %% ../nbs/00_backbone.ipynb #c006
 TINY_MODEL = "kanoclip-tiny"  # name of the built-in tiny random configuration

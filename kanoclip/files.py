@@ -94,7 +94,7 @@ def check_result_folder(out_dir, overwrite: bool = False, marker: str | None = N
             raise InputError(f"{given} holds files but no {marker}, so it is not an earlier result and is not replaced: "
                              "choose another folder", arg=arg)
         if os.path.ismount(out): raise InputError(f"{given} is a mount point, which cannot be replaced: choose a folder inside it", arg=arg)
-        if n: check_folder_writable(out, arg)          # its old entries are deleted
+        check_folder_writable(out, arg)                # a folder made read-only stays so; old entries are deleted
     check_folder_writable(out.parent, arg)             # the new folder is built there
     return out
 

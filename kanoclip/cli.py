@@ -345,7 +345,8 @@ def is_user_error(e: BaseException) -> bool:
             or (c is not None and isinstance(e, c.KnowledgeError))
             or (isinstance(e, OSError) and e.errno in FULL_DISK) or type(e).__name__ == "OutOfMemoryError")
 
-ARG_DEST = dict(out_dir="out", out_path="out", data_root="data", ckpt_dir="checkpoint")  # library parameter -> option, where names differ
+ARG_DEST = dict(out_dir="out", out_path="out", data_root="data", ckpt_dir="checkpoint",   # library parameter -> option,
+                **{f"use_{p}": f"no_{p}" for p in ("knpl", "vv", "bicmci", "adapter")})      # where names differ
 
 def _action(sub, arg: str | None):
     "The argparse action of sub-parser `sub` that sets the library parameter `arg`, if it has one."

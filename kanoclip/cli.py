@@ -34,8 +34,9 @@ def add_common(p, backbone=True):
 
 # %% ../nbs/20_cli.ipynb #c010
 def _list_left_out(what: str, reasons: list):
-    "Print the samples or images left out, one line each."
-    if reasons: print(f"left out {len(reasons)} {what} with unusable files:\n" + "\n".join(f"  {r}" for r in reasons))
+    "Print the samples or images (`what`, singular) left out, one line each."
+    n = len(reasons)
+    if n: print(f"left out {n} {what}{'s' * (n > 1)} with unusable files:\n" + "\n".join(f"  {r}" for r in reasons))
 
 def cmd_prepare(a):
     "Index a dataset in its original layout, check every file, write DIR/meta.json and report mask statistics."
@@ -48,7 +49,7 @@ def cmd_prepare(a):
     print(f"wrote {Path(a.root) / 'meta.json'}: {len(meta['test'])} classes, {len(test)} test images "
           f"({sum(s['anomaly'] for s in test)} anomalous), {sum(len(v) for v in meta['train'].values())} train images")
     print(rep.table())
-    _list_left_out("samples", [why for _, why in rep.bad])
+    _list_left_out("sample", [why for _, why in rep.bad])
     for w in rep.warning_messages(): print(f"kanoclip prepare: warning: {w}", file=sys.stderr)
 
 # %% ../nbs/20_cli.ipynb #c011
@@ -78,7 +79,7 @@ def cmd_train(a):
         res = train(replace(mc, **model_settings(a)), replace(tc, **given), a.data, a.out, resume=True)
     else: res = train(model_config_from(a), TrainConfig(**given), a.data, a.out)
     print(f"trained {len(res['epochs'])} epochs in {res['seconds']:.1f} s; checkpoint: {res['run_dir']}")
-    _list_left_out("samples", [why for _, why in res["skipped"]])
+    _list_left_out("sample", [why for _, why in res["skipped"]])
 
 # %% ../nbs/20_cli.ipynb #c012
 def _before_the_model(a, marker: str):
@@ -106,7 +107,7 @@ def cmd_test(a):
     m = evaluate(_load_model(a, dev), a.data, a.out, batch_size=a.batch_size, device=dev, classes=a.classes,
                  figures=not a.no_figures, overwrite=a.overwrite, skip_bad=a.skip_bad)
     print(metrics_table(m)); print(f"wrote {Path(a.out) / METRICS_FILE} and {Path(a.out) / 'metrics.md'}")
-    _list_left_out("test images", [s["reason"] for s in m.get("skipped", [])])
+    _list_left_out("test image", [s["reason"] for s in m.get("skipped", [])])
 
 def cmd_predict(a):
     "Scores and anomaly maps for any images; images skipped or scored with a caveat are listed."
@@ -124,7 +125,7 @@ def cmd_predict(a):
     skipped = said(SkippedImage)
     print(f"scored {len(preds)} of {len(preds) + len(skipped)} images" + (f" ({len(skipped)} skipped)" if skipped else "")
           + f"; wrote {Path(a.out) / PREDICTIONS_FILE}, maps/ and overlays/")
-    _list_left_out("images", [s.removeprefix("skipped: ") for s in skipped])
+    _list_left_out("image", [s.removeprefix("skipped: ") for s in skipped])
     for note in said(ImageNote): print(f"note: {note}")
 
 # %% ../nbs/20_cli.ipynb #c014

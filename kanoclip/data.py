@@ -719,7 +719,10 @@ def to_model_input(img: Image.Image, size: int, mean, std) -> torch.Tensor:
 @patch
 def __getitem__(self: AnomalyDataset, i: int) -> dict:
     s, S = self.samples[i], self.image_size
-    img, mask = self._read(s)
+    try: img, mask = self._read(s)
+    except InputError as e:
+        if self.skip_bad: raise
+        raise InputError(f"{e} (pass skip_bad=True to leave unusable samples out and list them)", fix={"skip_bad": True}) from e
     m = torch.zeros(S, S) if mask is None else torch.from_numpy(_resize_mask(mask, S).astype(np.float32))
     return dict(image=to_model_input(img, S, self.mean, self.std), mask=m, label=int(s["anomaly"]), cls_name=s["cls_name"],
                 img_path=s["img_path"], specie_name=s["specie_name"], has_mask=mask is not None)

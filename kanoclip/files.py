@@ -66,7 +66,7 @@ def _nearest_existing(p: Path) -> Path:
 def check_folder_writable(folder, arg: str | None = None) -> Path:
     "Raise InputError (naming `arg`) unless a file can be created in `folder` (or, if it does not exist yet, where it would be created)."
     folder = Path(folder).expanduser()
-    base = _nearest_existing(folder.absolute())
+    base = _nearest_existing(folder)
     if not base.is_dir(): raise InputError(f"cannot write into {folder}: {base} is a file, not a folder", arg=arg)
     try: fd, probe = tempfile.mkstemp(dir=base, prefix=".kanoclip-probe-")
     except OSError as e: raise InputError(f"cannot write into {folder}: {base} is not writable ({e.strerror})", arg=arg) from None
@@ -94,8 +94,8 @@ def check_result_folder(out_dir, overwrite: bool = False, marker: str | None = N
             raise InputError(f"{given} holds files but no {marker}, so it is not an earlier result and is not replaced: "
                              "choose another folder", arg=arg)
         if os.path.ismount(out): raise InputError(f"{given} is a mount point, which cannot be replaced: choose a folder inside it", arg=arg)
-        check_folder_writable(out, arg)                # a folder made read-only stays so; old entries are deleted
-    check_folder_writable(out.parent, arg)             # the new folder is built there
+        check_folder_writable(given, arg)              # a folder made read-only stays so; old entries are deleted
+    check_folder_writable(out.parent if given.is_symlink() else given.parent, arg)   # the new folder is built there
     return out
 
 # %% ../nbs/00_files.ipynb #4c24c327

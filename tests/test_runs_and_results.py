@@ -92,11 +92,11 @@ def test_test_skip_bad_lists_the_images_left_out(capsys, tmp_path, checkpoint):
     cut = data / load_meta(data)["test"]["mtd"][0]["img_path"]
     cut.write_bytes(cut.read_bytes()[:300])
     args = ("test", "--checkpoint", checkpoint, "--data", data, "--device", "cpu", "--no-figures")
-    one_line_error(capsys, *args, "--out", tmp_path / "r1", says=str(cut))
+    one_line_error(capsys, *args, "--out", tmp_path / "r1", says=[str(cut), "(pass --skip-bad to leave unusable samples out"])
     assert not (tmp_path / "r1").exists()                     # nothing half-written
     code, out, err = run(capsys, *args, "--out", tmp_path / "r2", "--skip-bad")
     assert code == 0, err
-    assert f"left out 1 test images with unusable files:\n  cannot read image file {cut}" in out
+    assert f"left out 1 test image with unusable files:\n  cannot read image file {cut}" in out
     m = json.loads((tmp_path / "r2" / "metrics.json").read_text())
     assert m["classes"]["mtd"]["n_images"] == 6
     assert [s["img_path"] for s in m["skipped"]] == [cut.relative_to(data).as_posix()]
@@ -115,7 +115,7 @@ def test_test_skip_bad_on_the_real_bottle_split(capsys, tmp_path, checkpoint, bo
     assert code == 0, err
     m = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert m["classes"]["bottle"]["n_images"] == 82 and m["skipped"][0]["img_path"] == "bottle/test/contamination/000.png"
-    assert "left out 1 test images with unusable files:" in out and str(cut) in out
+    assert "left out 1 test image with unusable files:" in out and str(cut) in out
 
 
 def test_train_skip_bad_lists_the_samples_left_out(capsys, tmp_path, aux):
@@ -125,7 +125,7 @@ def test_train_skip_bad_lists_the_samples_left_out(capsys, tmp_path, aux):
     code, out, err = run(capsys, "train", "--data", data, "--out", tmp_path / "run", "--backbone", "kanoclip-tiny",
                          "--image-size", SIZE, "--epochs", 1, "--batch-size", 4, "--device", "cpu", "--skip-bad")
     assert code == 0, err
-    assert f"left out 1 samples with unusable files:\n  cannot read image file {bad}" in out
+    assert f"left out 1 sample with unusable files:\n  cannot read image file {bad}" in out
     doc = json.loads((tmp_path / "run" / "config.json").read_text())
     assert doc["train"]["skip_bad"] is True and [p for p, _ in doc["skipped"]] == [str(bad)]
 

@@ -370,8 +370,9 @@ def train(model_config: KAnoCLIPConfig | None, train_config: TrainConfig | None,
         raise InputError(f"{out} already holds a training run: resume it (resume=True), or choose another folder",
                          arg="out_dir", fix={"resume": True})
     run = make_run(model_config, train_config, roots, out, resume)
-    if resume and progress: print(f"resuming {out} at epoch {min(run.epoch + 1, run.tc.epochs)} of {run.tc.epochs}"
-                                  + "".join(f"; {n}" for n in notes))
+    if resume and progress:
+        print(f"{out} has finished its {run.tc.epochs} epochs: nothing to train (more epochs would go on)" if run.epoch >= run.tc.epochs
+              else f"resuming {out} at epoch {run.epoch + 1} of {run.tc.epochs}" + "".join(f"; {n}" for n in notes))
     t0 = time.time()
     fill_cache(run.model, run.ds, run.keys, run.cache, _batches(len(run.ds), run.tc, 0), run.device, run.tc.num_workers, progress)
     fit(run, progress)

@@ -23,8 +23,10 @@ __all__ = ['TINY_MODEL', 'DEFAULT_BACKBONE', 'DEFAULT_IMAGE_SIZE', 'TINY_CONFIG'
 
 # %% ../nbs/00_backbone.ipynb #35d4de54
 class InputError(ValueError):
-    "Bad input the user can fix; `arg` names the parameter at fault (None: the message says what)."
-    def __init__(self, msg: str, arg: str | None = None): super().__init__(msg); self.arg = arg
+    """Bad input the user can fix; `arg` names the parameter at fault (None: the message says what); `fix` holds the
+    settings the message suggests, `{parameter: value}`, each written `parameter=value` in it."""
+    def __init__(self, msg: str, arg: str | None = None, fix: dict | None = None):
+        super().__init__(msg); self.arg, self.fix = arg, dict(fix or {})
 
 # %% ../nbs/00_backbone.ipynb #c006
 TINY_MODEL = "kanoclip-tiny"  # name of the built-in tiny random configuration
@@ -63,11 +65,11 @@ class WeightsUnavailableError(FileNotFoundError):
     "Pretrained weights were asked for but cannot be had here."
     arg = "pretrained"   # the parameter at fault, as for InputError
 
-def _no_weights(name, pretrained, why):
-    return WeightsUnavailableError(
-        f"cannot load pretrained={pretrained!r} for backbone {name!r}: {why}. Fix: download the weights on a "
-        f"machine with internet (open_clip.create_model({name!r}, pretrained={pretrained!r}) caches them) and "
-        f"pass the path of the file as pretrained, or none for random weights")
+def _no_weights(name, pretrained, why, fix=None):
+    "The error for weights that cannot be had; `fix` says what to do (default: download them elsewhere)."
+    fix = fix or (f"download the weights on a machine with internet (open_clip.create_model({name!r}, "
+                  f"pretrained={pretrained!r}) caches them) and pass the path of the file as pretrained, or none for random weights")
+    return WeightsUnavailableError(f"cannot load pretrained={pretrained!r} for backbone {name!r}: {why}. Fix: {fix}")
 
 # %% ../nbs/00_backbone.ipynb #c017
 def _hub_reachable(url="https://huggingface.co", timeout=3.0) -> bool:
@@ -102,8 +104,10 @@ def resolve_weights(name: str, pretrained: str | None, cache_dir=None) -> str | 
     if not tag_cfg:
         if Path(pretrained).is_file(): return str(pretrained)
         tags = open_clip.list_pretrained_tags_by_model(name)
-        why = "no such file" if any(c in pretrained for c in "/\\.") else "not an open_clip tag for this model"
-        raise _no_weights(name, pretrained, f"{why} (known tags: {', '.join(tags) or 'none'})")
+        why = ("no such file" if any(c in pretrained for c in "/\\.") else "not an open_clip tag for this model" if tags
+               else f"{name} has no pretrained weights to download")
+        known = f"one of its tags ({', '.join(tags)}), " if tags else ""
+        raise _no_weights(name, pretrained, why, f"give {known}the path of an existing weights file, or none for random weights")
     if (p := _cached_tag_file(tag_cfg, cache_dir)): return p
     if not _hub_reachable(): raise _no_weights(name, pretrained, "they are not in the local cache and the hub "
                                                "cannot be reached (offline, or HF_HUB_OFFLINE=1)")
@@ -156,8 +160,8 @@ def _load_weights(model, path, name):
     from open_clip.factory import load_state_dict
     try: sd = _torchscript_state(path, model) if _is_torchscript(path) else load_state_dict(path)
     except Exception as e:
-        raise InputError(f"cannot read weights file {path}: {type(e).__name__}: {str(e)[:200]}. "
-                         f"Is it complete, and a torch or safetensors checkpoint?", arg="pretrained") from e
+        raise InputError(f"cannot read weights file {path} ({type(e).__name__}): it is not a complete torch or safetensors "
+                         "checkpoint", arg="pretrained") from e   # torch's own text would suggest an unsafe load
     try:
         if _is_torchscript(path): model.load_state_dict(sd)
         else: open_clip.load_checkpoint(model, path)

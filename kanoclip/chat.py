@@ -108,6 +108,9 @@ class ChatClient:
     def __post_init__(self):
         if not isinstance(self.base_url, str) or not re.match(r"https?://[^/]+", self.base_url):
             raise InputError(f"{self.kind} base_url must be an http:// or https:// URL, got {self.base_url!r}", arg=f"{self.kind}_url")
+        if urlsplit(self.base_url).username is not None:   # urllib would look up "user:key@host" as a host name
+            raise InputError(f"{self.kind} base_url {_safe_url(self.base_url)} has credentials before '@', which are never sent: "
+                             f"remove them and put the API key in KANOCLIP_{self.kind.upper()}_API_KEY instead", arg=f"{self.kind}_url")
         if not self.model: raise InputError(f"{self.kind} model is not set (nor KANOCLIP_{self.kind.upper()}_MODEL)", arg=f"{self.kind}_model")
         if self.retries < 0 or self.timeout <= 0: raise ValueError(f"{self.kind} client: retries must be >= 0 and timeout > 0")
 

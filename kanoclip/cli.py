@@ -8,10 +8,10 @@ import argparse, errno, json, os, sys, time, traceback
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['REAL_DATA_HINT', 'TRAIN_RESOURCES', 'PREPARE_EPILOG', 'COMMANDS', 'USER_OS_ERRORS', 'FULL_DISK', 'ARG_DEST', 'ISSUES',
-           'UsageError', 'Parser', 'add_common', 'cmd_prepare', 'model_config_from', 'cmd_train', 'cmd_test',
-           'cmd_predict', 'cmd_knowledge', 'cmd_demo', 'run_demo', 'build_parser', 'is_user_error', 'user_message',
-           'main']
+__all__ = ['TRAIN_SETTINGS', 'REAL_DATA_HINT', 'TRAIN_RESOURCES', 'PREPARE_EPILOG', 'COMMANDS', 'USER_OS_ERRORS', 'FULL_DISK',
+           'ARG_DEST', 'ISSUES', 'UsageError', 'Parser', 'add_common', 'cmd_prepare', 'model_settings',
+           'model_config_from', 'cmd_train', 'cmd_test', 'cmd_predict', 'cmd_knowledge', 'cmd_demo', 'run_demo',
+           'build_parser', 'is_user_error', 'user_message', 'main']
 
 # %% ../nbs/20_cli.ipynb #c006
 class UsageError(Exception):
@@ -25,12 +25,19 @@ class Parser(argparse.ArgumentParser):
 def add_common(p, backbone=True):
     "The options every model-using sub-command takes."
     if backbone:
-        p.add_argument("--backbone", default=None, help="open_clip model name (default: ViT-L-14-336-quickgelu)")
-    p.add_argument("--pretrained", default=None, help="open_clip tag (openai), a local weights file, or none")
-    p.add_argument("--image-size", type=int, default=None, help="input size in pixels (default: 518)")
+        p.add_argument("--backbone", default=None, help="open_clip model name: ViT-L-14-336-quickgelu (default, the paper's), "
+                       "kanoclip-tiny (built-in tiny model with random weights, for offline tries), or another open_clip ViT")
+    p.add_argument("--pretrained", default=None, help="open_clip tag (openai), a local weights file, or none "
+                   "(default: openai; none for kanoclip-tiny)")
+    p.add_argument("--image-size", type=int, default=None, help="input size in pixels (default: 518; 224 for kanoclip-tiny)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
 
 # %% ../nbs/20_cli.ipynb #c010
+def _list_left_out(what: str, reasons: list):
+    "Print the samples or images (`what`, singular) left out, one line each."
+    n = len(reasons)
+    if n: print(f"left out {n} {what}{'s' * (n > 1)} with unusable files:\n" + "\n".join(f"  {r}" for r in reasons))
+
 def cmd_prepare(a):
     "Index a dataset in its original layout, check every file, write DIR/meta.json and report mask statistics."
     from kanoclip.data import prepare_dataset
@@ -42,28 +49,37 @@ def cmd_prepare(a):
     print(f"wrote {Path(a.root) / 'meta.json'}: {len(meta['test'])} classes, {len(test)} test images "
           f"({sum(s['anomaly'] for s in test)} anomalous), {sum(len(v) for v in meta['train'].values())} train images")
     print(rep.table())
-    if rep.bad: print(f"left out {len(rep.bad)} samples with unusable files:\n" + "\n".join(f"  {why}" for _, why in rep.bad))
+    _list_left_out("sample", [why for _, why in rep.bad])
     for w in rep.warning_messages(): print(f"kanoclip prepare: warning: {w}", file=sys.stderr)
 
 # %% ../nbs/20_cli.ipynb #c011
-def model_config_from(a):
-    "A `KAnoCLIPConfig` from the command-line options (paper defaults where an option is not given)."
-    from kanoclip.model import KAnoCLIPConfig
+def model_settings(a) -> dict:
+    "The model settings given on the command line (and only those)."
     kw = dict(backbone=a.backbone, pretrained=a.pretrained, image_size=a.image_size, layers=a.layers and tuple(a.layers),
-              n_ctx=a.n_ctx, sigma=a.sigma)
-    cfg = KAnoCLIPConfig(**{k: v for k, v in kw.items() if v is not None},
-                         use_knpl=not a.no_knpl, use_vv=not a.no_vv, use_bicmci=not a.no_bicmci, use_adapter=not a.no_adapter)
-    if cfg.pretrained in ("none", "None"): cfg.pretrained = None
-    return cfg
+              n_ctx=a.n_ctx, sigma=a.sigma, **{f"use_{p}": False for p in ("knpl", "vv", "bicmci", "adapter") if getattr(a, f"no_{p}")})
+    kw = {k: v for k, v in kw.items() if v is not None}
+    if kw.get("pretrained") in ("none", "None"): kw["pretrained"] = None
+    return kw
+
+def model_config_from(a):
+    "A `KAnoCLIPConfig` from the command-line options (the backbone's defaults where an option is not given)."
+    from kanoclip.model import KAnoCLIPConfig
+    return KAnoCLIPConfig.for_backbone(**model_settings(a))
+
+TRAIN_SETTINGS = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "seed", "cache", "amp", "compile", "knowledge",
+                  "num_workers", "skip_bad")   # TrainConfig fields with an option of the same name
 
 def cmd_train(a):
-    "Train on auxiliary data; checkpoints go to RUN_DIR."
-    from kanoclip.train import TrainConfig, train
-    tc = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, optimizer=a.optimizer,
-                     seed=a.seed, device=a.device, amp=a.amp, compile=a.compile, cache=a.cache,
-                     knowledge=a.knowledge, num_workers=a.num_workers)
-    res = train(model_config_from(a), tc, a.data, a.out, resume=a.resume)
+    "Train on auxiliary data; checkpoints go to RUN_DIR. With --resume, only the options given change the saved run."
+    from dataclasses import replace
+    from kanoclip.train import TrainConfig, run_settings, train
+    given = {k: v for k in TRAIN_SETTINGS if (v := getattr(a, k)) is not None and v is not False} | dict(device=a.device)
+    if a.resume:
+        mc, tc = run_settings(a.out)
+        res = train(replace(mc, **model_settings(a)), replace(tc, **given), a.data, a.out, resume=True)
+    else: res = train(model_config_from(a), TrainConfig(**given), a.data, a.out)
     print(f"trained {len(res['epochs'])} epochs in {res['seconds']:.1f} s; checkpoint: {res['run_dir']}")
+    _list_left_out("sample", [why for _, why in res["skipped"]])
 
 # %% ../nbs/20_cli.ipynb #c012
 def _amp(a, dev) -> bool:
@@ -75,29 +91,52 @@ def _workers(a, dev) -> int:
     if a.num_workers != "auto": return a.num_workers
     return min(8, os.cpu_count() or 1) if dev.type == "cuda" else 0
 
-def _load_model(a):
-    from kanoclip.model import KAnoCLIP
+def _before_the_model(a, marker: str):
+    "What test and predict check before loading a model: the device, the output folder, the checkpoint's config.json."
     from kanoclip.backbone import resolve_device
+    from kanoclip.files import check_result_folder
+    from kanoclip.model import read_checkpoint_config
+    dev = resolve_device(a.device)
+    check_result_folder(a.out, a.overwrite, marker)
+    read_checkpoint_config(a.checkpoint)
+    return dev
+
+def _load_model(a, dev):
+    from kanoclip.model import KAnoCLIP
     over = {k: v for k, v in dict(pretrained=a.pretrained, image_size=a.image_size).items() if v is not None}
     if over.get("pretrained") in ("none", "None"): over["pretrained"] = None
-    dev = resolve_device(a.device)
-    return KAnoCLIP.from_checkpoint(a.checkpoint, device=dev, **over), dev
+    return KAnoCLIP.from_checkpoint(a.checkpoint, device=dev, **over)
 
 def cmd_test(a):
     "Zero-shot evaluation of a checkpoint on a prepared dataset: metrics.json, metrics.md, figures."
-    from kanoclip.evaluate import evaluate, metrics_table
-    model, dev = _load_model(a)
-    m = evaluate(model, a.data, a.out, batch_size=a.batch_size, device=dev, classes=a.classes, figures=not a.no_figures,
-                 num_workers=_workers(a, dev), amp=_amp(a, dev))
-    print(metrics_table(m)); print(f"wrote {Path(a.out) / 'metrics.json'} and {Path(a.out) / 'metrics.md'}")
+    from kanoclip.data import load_meta
+    from kanoclip.evaluate import METRICS_FILE, evaluate, metrics_table
+    dev = _before_the_model(a, METRICS_FILE)
+    load_meta(a.data)
+    m = evaluate(_load_model(a, dev), a.data, a.out, batch_size=a.batch_size, device=dev, classes=a.classes,
+                 figures=not a.no_figures, overwrite=a.overwrite, skip_bad=a.skip_bad, num_workers=_workers(a, dev),
+                 amp=_amp(a, dev))
+    print(metrics_table(m)); print(f"wrote {Path(a.out) / METRICS_FILE} and {Path(a.out) / 'metrics.md'}")
+    _list_left_out("test image", [s["reason"] for s in m.get("skipped", [])])
 
 def cmd_predict(a):
-    "Scores and anomaly maps for any images."
-    from kanoclip.predict import predict_images
-    model, dev = _load_model(a)
-    preds = predict_images(model, a.inputs, a.out, class_name=a.class_name, threshold=a.threshold,
-                           batch_size=a.batch_size, device=dev, amp=_amp(a, dev))
-    print(f"scored {len(preds)} images; wrote {Path(a.out) / 'predictions.json'}, maps/ and overlays/")
+    "Scores and anomaly maps for any images; images skipped or scored with a caveat are listed."
+    import warnings
+    from kanoclip.predict import PREDICTIONS_FILE, ImageNote, SkippedImage, collect_images, predict_images
+    dev = _before_the_model(a, PREDICTIONS_FILE)
+    collect_images(a.inputs)                     # missing or unreadable inputs fail here, before the model loads
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkippedImage); warnings.simplefilter("always", ImageNote)
+        preds = predict_images(_load_model(a, dev), a.inputs, a.out, class_name=a.class_name, threshold=a.threshold,
+                               batch_size=a.batch_size, device=dev, overwrite=a.overwrite, amp=_amp(a, dev))
+    said = lambda cat: [str(w.message) for w in caught if issubclass(w.category, cat)]
+    for w in caught:
+        if not issubclass(w.category, (SkippedImage, ImageNote)): warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    skipped = said(SkippedImage)
+    print(f"scored {len(preds)} of {len(preds) + len(skipped)} images" + (f" ({len(skipped)} skipped)" if skipped else "")
+          + f"; wrote {Path(a.out) / PREDICTIONS_FILE}, maps/ and overlays/")
+    _list_left_out("image", [s.removeprefix("skipped: ") for s in skipped])
+    for note in said(ImageNote): print(f"note: {note}")
 
 # %% ../nbs/20_cli.ipynb #c014
 def _knowledge_args(p):
@@ -113,6 +152,9 @@ def _knowledge_args(p):
     p.add_argument("--api-key-env", default=None, help="name of the environment variable holding the API key")
     p.add_argument("--n-llm", type=int, default=5, help="descriptions per class (paper: 5)")
     p.add_argument("--m-vqa", type=int, default=1, help="descriptions per image (paper: 1)")
+    p.add_argument("--unknown-classes", default="error", choices=("error", "generic"),
+                   help="without an LLM endpoint, a class missing from the built-in knowledge base is an error, "
+                        "or gets generic descriptions")
 
 # %% ../nbs/20_cli.ipynb #c015
 def cmd_knowledge(a):
@@ -120,6 +162,8 @@ def cmd_knowledge(a):
     import os
     from kanoclip.chat import ChatClient
     from kanoclip.describe import build_knowledge
+    from kanoclip.files import check_file_writable
+    check_file_writable(a.out, arg="out_path")
     key = None
     if a.api_key_env:
         if a.api_key_env not in os.environ: raise UsageError(f"kanoclip knowledge: error: --api-key-env {a.api_key_env}: no such environment variable")
@@ -132,7 +176,8 @@ def cmd_knowledge(a):
         root = Path(a.data); meta = load_meta(root)
         classes = sorted(c for c, v in meta[a.split].items() if v)
         images = [s for c in classes for s in meta[a.split][c]]
-    kb = build_knowledge(a.out, classes=classes, images=images, root=root, llm=llm, vqa=vqa, n_llm=a.n_llm, m_vqa=a.m_vqa)
+    kb = build_knowledge(a.out, classes=classes, images=images, root=root, llm=llm, vqa=vqa, n_llm=a.n_llm, m_vqa=a.m_vqa,
+                         unknown_classes=a.unknown_classes)
     print(f"wrote {a.out}: {len(kb['classes'])} classes, {len(kb['images'])} image descriptions")
 
 # %% ../nbs/20_cli.ipynb #c017
@@ -151,9 +196,11 @@ def cmd_demo(a): run_demo(a.out, epochs=a.epochs, seed=a.seed, device=a.device)
 
 # %% ../nbs/20_cli.ipynb #c018
 def _clear_demo(out: Path):
-    "Make `out` ready for a demo: new, empty, or holding an earlier demo (which is replaced)."
+    "Make `out` ready for a demo: new, empty, or holding an earlier demo (which is replaced); writable, checked first."
     import shutil
     from kanoclip.backbone import InputError
+    from kanoclip.files import check_folder_writable
+    check_folder_writable(out, arg="out")
     if (out / "demo.json").is_file():
         for d in ("data", "run", "results", "predictions"): shutil.rmtree(out / d, ignore_errors=True)
     elif out.exists() and any(out.iterdir()):
@@ -169,6 +216,7 @@ def run_demo(out, epochs: int = 4, seed: int = 0, device="auto", progress: bool 
     from kanoclip.train import TrainConfig, train
     from kanoclip.evaluate import evaluate, metrics_table
     from kanoclip.predict import predict_images
+    from kanoclip.files import atomic_write
     out, t0 = Path(out), time.time()
     _clear_demo(out)
     print("kanoclip demo: the built-in tiny backbone has RANDOM weights; these numbers only show that the pipeline works.")
@@ -181,7 +229,7 @@ def run_demo(out, epochs: int = 4, seed: int = 0, device="auto", progress: bool 
     metrics = evaluate(model, test_root, out / "results", device=dev, progress=progress)
     first = sorted(p for p in test_root.iterdir() if p.is_dir())[0]
     predict_images(model, [first / "test"], out / "predictions", class_name=first.name, threshold=0.5, device=dev, progress=progress)
-    (out / "demo.json").write_text(json.dumps(dict(seconds=round(time.time() - t0, 1), mean=metrics["mean"]), indent=2))
+    atomic_write(out / "demo.json", json.dumps(dict(seconds=round(time.time() - t0, 1), mean=metrics["mean"]), indent=2))
     print(metrics_table(metrics))
     print(f"done in {time.time() - t0:.0f} s: metrics in {out / 'results'}, figures in {out / 'results' / 'figures'}, "
           f"predictions in {out / 'predictions'}\n{REAL_DATA_HINT}")
@@ -235,7 +283,7 @@ def _prepare_args(p):
 def _model_args(p):
     add_common(p)
     p.add_argument("--layers", type=int, nargs="+", default=None, help="1-based tapped blocks (default: 4 evenly spaced)")
-    p.add_argument("--n-ctx", type=int, default=None, help="learnable context vectors per state (default: 12)")
+    p.add_argument("--n-ctx", type=int, default=None, help="learnable context vectors per state (default: 12; 4 for kanoclip-tiny)")
     p.add_argument("--sigma", type=float, default=None, help="Gaussian smoothing of the map (default: 4)")
     for part in ("knpl", "vv", "bicmci", "adapter"):
         p.add_argument(f"--no-{part}", action="store_true", help=f"ablation: switch {part} off (Table 3)")
@@ -244,16 +292,22 @@ def _train_args(p):
     p.add_argument("--data", required=True, nargs="+", help="prepared dataset folder(s) to train on")
     p.add_argument("--out", required=True, help="run folder for checkpoints")
     _model_args(p)
-    p.add_argument("--epochs", type=int, default=15); p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3); p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and data order")
-    p.add_argument("--cache", default="auto", choices=("auto", "memory", "disk", "none"), help="CLIP-VV feature cache")
-    p.add_argument("--amp", default="auto", choices=("auto", "on", "off"), help="bf16 autocast (auto: on CUDA)")
-    p.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help="torch.compile (auto: on CUDA)")
-    p.add_argument("--knowledge", default=None, help="knowledge base JSON (default: built-in + mask-grounded)")
-    p.add_argument("--num-workers", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    from kanoclip.train import TrainConfig   # its defaults, written once; options left out are None, so --resume
+    d = TrainConfig()                          # knows which settings were given
+    p.add_argument("--epochs", type=int, help=f"passes over the data (default: {d.epochs})")
+    p.add_argument("--batch-size", type=int, help=f"images per step (default: {d.batch_size})")
+    p.add_argument("--lr", type=float, help=f"learning rate (default: {d.lr})")
+    p.add_argument("--weight-decay", type=float, help=f"weight decay (default: {d.weight_decay})")
+    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), help=f"(default: {d.optimizer})")
+    p.add_argument("--seed", type=int, help=f"seed of initialisation and data order (default: {d.seed})")
+    p.add_argument("--cache", choices=("auto", "memory", "disk", "none"), help=f"CLIP-VV feature cache (default: {d.cache})")
+    p.add_argument("--amp", choices=("auto", "on", "off"), help=f"bf16 autocast (default: {d.amp}, on CUDA)")
+    p.add_argument("--compile", choices=("auto", "on", "off"), help=f"torch.compile (default: {d.compile}, on CUDA)")
+    p.add_argument("--knowledge", help="knowledge base JSON (default: built-in + mask-grounded)")
+    p.add_argument("--num-workers", type=int, help=f"data-loading processes (default: {d.num_workers})")
+    p.add_argument("--skip-bad", action="store_true", help="leave out training images whose files cannot be used (and list them) instead of stopping")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out with its own settings; options given may add "
+                   "epochs or change --device, --num-workers, --cache or --compile, anything else is refused")
     p.epilog, p.formatter_class = TRAIN_RESOURCES, argparse.RawDescriptionHelpFormatter
 
 # %% ../nbs/20_cli.ipynb #c022
@@ -272,18 +326,21 @@ def _checkpoint_args(p):
 def _test_args(p):
     _checkpoint_args(p)
     p.add_argument("--data", required=True, help="prepared dataset folder to evaluate on")
-    p.add_argument("--out", required=True, help="folder for metrics.json, metrics.md and figures")
+    p.add_argument("--out", required=True, help="folder for metrics.json, metrics.md and figures (new or empty; see --overwrite)")
     p.add_argument("--classes", nargs="+", default=None, help="evaluate only these classes")
     p.add_argument("--no-figures", action="store_true", help="skip the best/worst figure grids")
     p.add_argument("--num-workers", type=_count_or_auto, default="auto",
                    help="image-loading processes (auto: min(8, CPUs) on CUDA, 0 on the CPU)")
+    p.add_argument("--skip-bad", action="store_true", help="leave out test images whose files cannot be used (and list them) instead of stopping")
+    p.add_argument("--overwrite", action="store_true", help="replace the earlier results in --out")
 
 def _predict_args(p):
     _checkpoint_args(p)
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders of images")
-    p.add_argument("--out", required=True, help="folder for predictions.json, maps/ and overlays/")
+    p.add_argument("--out", required=True, help="folder for predictions.json, maps/ and overlays/ (new or empty; see --overwrite)")
     p.add_argument("--class-name", default="object", help="what the images show, e.g. bottle (default: object)")
     p.add_argument("--threshold", type=float, default=None, help="decision threshold on the image score")
+    p.add_argument("--overwrite", action="store_true", help="replace the earlier predictions in --out")
 
 # %% ../nbs/20_cli.ipynb #c023
 COMMANDS = dict(   # name: (adds its options, runs it, one-line help)
@@ -323,37 +380,62 @@ def is_user_error(e: BaseException) -> bool:
             or (c is not None and isinstance(e, c.KnowledgeError))
             or (isinstance(e, OSError) and e.errno in FULL_DISK) or type(e).__name__ == "OutOfMemoryError")
 
-ARG_DEST = dict(out_dir="out", data_root="data", ckpt_dir="checkpoint")  # library parameter -> option, where names differ
+ARG_DEST = dict(out_dir="out", out_path="out", data_root="data", ckpt_dir="checkpoint",   # library parameter -> option,
+                **{f"use_{p}": f"no_{p}" for p in ("knpl", "vv", "bicmci", "adapter")})      # where names differ
+
+def _action(sub, arg: str | None):
+    "The argparse action of sub-parser `sub` that sets the library parameter `arg`, if it has one."
+    return next((a for a in sub._actions if a.dest == ARG_DEST.get(arg, arg)), None) if arg else None
 
 def _option(sub, arg: str | None) -> str | None:
     "The option of sub-parser `sub` that sets the library parameter `arg`, if it has one."
-    act = next((a for a in sub._actions if a.dest == ARG_DEST.get(arg, arg)), None) if arg else None
+    act = _action(sub, arg)
     return None if act is None else max(act.option_strings, key=len, default=None) or act.metavar or act.dest
+
+def _as_options(text: str, sub, fix: dict) -> str:
+    """`text` with each suggested setting `name=value` of `fix` (a value, or a tuple of alternatives) written as the option
+    that sets it (`--name value`, `--flag`)."""
+    for k, vs in fix.items():
+        act, opt = _action(sub, k), _option(sub, k)
+        if act is None: continue
+        flag = isinstance(act, (argparse._StoreTrueAction, argparse._StoreFalseAction))
+        for v in vs if isinstance(vs, tuple) else (vs,): text = text.replace(f"{k}={v!r}", opt if flag else f"{opt} {v}")
+    return text
 
 def user_message(e: Exception, p: Parser, a) -> str:
     "The one-line message of user error `e` in the command of `a`, naming its option where there is one."
     if isinstance(e, UsageError) or a is None: return " ".join(str(e).split())
-    opt = _option(p.commands[a.command], getattr(e, "arg", None))
-    return " ".join(f"kanoclip {a.command}: error: {opt + ': ' if opt else ''}{e}".split())
+    sub = p.commands[a.command]
+    opt, text = _option(sub, getattr(e, "arg", None)), _as_options(str(e), sub, getattr(e, "fix", {}))
+    return " ".join(f"kanoclip {a.command}: error: {opt + ': ' if opt else ''}{text}".split())
 
 # %% ../nbs/20_cli.ipynb #c026
 ISSUES = "https://github.com/kanoclip/kanoclip/issues"   # where bugs are reported
 
+def _warn_in_one_line(command: str | None):
+    "A `warnings.showwarning` that prints `kanoclip COMMAND: warning: ...` on one line, without Python's source line."
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(" ".join(f"kanoclip {command or ''}: warning: {message}".split()), file=file or sys.stderr)
+    return show
+
 def main(argv=None) -> int:
     "Run `kanoclip` with `argv` (default: sys.argv); returns the exit code."
+    import warnings
     argv = sys.argv[1:] if argv is None else list(argv)
     p, a = build_parser(_command(argv)), None
-    try:
-        a = p.parse_args(argv)
-        if a.command is None: p.print_help(); return 2
-        a.func(a)
-        return 0
-    except SystemExit as e: return e.code if isinstance(e.code, int) else 0   # --help, --version
-    except KeyboardInterrupt: print("kanoclip: interrupted", file=sys.stderr); return 130
-    except Exception as e:
-        user = is_user_error(e)
-        if not user or getattr(a, "debug", False): traceback.print_exc()
-        if user: print(user_message(e, p, a), file=sys.stderr); return 2
-        print(f"kanoclip {getattr(a, 'command', '')}: internal error ({type(e).__name__}: {e}). This is a bug in kanoclip, "
-              f"not a problem with your input: please report it, with the traceback above, at {ISSUES}", file=sys.stderr)
-        return 1
+    with warnings.catch_warnings():
+        warnings.showwarning = _warn_in_one_line(_command(argv))
+        try:
+            a = p.parse_args(argv)
+            if a.command is None: p.print_help(); return 2
+            a.func(a)
+            return 0
+        except SystemExit as e: return e.code if isinstance(e.code, int) else 0   # --help, --version
+        except KeyboardInterrupt: print("kanoclip: interrupted", file=sys.stderr); return 130
+        except Exception as e:
+            user = is_user_error(e)
+            if not user or getattr(a, "debug", False): traceback.print_exc()
+            if user: print(user_message(e, p, a), file=sys.stderr); return 2
+            print(f"kanoclip {getattr(a, 'command', '')}: internal error ({type(e).__name__}: {e}). This is a bug in kanoclip, "
+                  f"not a problem with your input: please report it, with the traceback above, at {ISSUES}", file=sys.stderr)
+            return 1

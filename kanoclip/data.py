@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_data.ipynb #c003
 from __future__ import annotations
-import csv, json, os, re, tempfile, warnings
+import csv, json, os, re, warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 from .backbone import InputError
+from .files import atomic_write, check_file_writable
 
 # %% auto #0
 __all__ = ['DATASETS', 'IMG_EXTS', 'SPLITS', 'SAMPLE_KEYS', 'LOSSY_FORMATS', 'MASK_DIRS', 'load_image', 'load_mask', 'load_pair',
@@ -197,19 +198,8 @@ def _sort_meta(meta: dict) -> dict:
 
 # %% ../nbs/09_data.ipynb #c021
 def write_meta(meta: dict, root) -> Path:
-    "Write `meta` to `root/meta.json` atomically (temporary file + rename); returns the path."
-    path = Path(root) / "meta.json"
-    try: fd, tmp = tempfile.mkstemp(prefix=".meta.", suffix=".json.tmp", dir=path.parent)
-    except OSError as e:
-        raise PermissionError(f"cannot write {path}: {e.strerror}; copy the dataset somewhere writable, or call "
-                              f"prepare_dataset(..., write=False) and pass the index to AnomalyDataset(meta=...)") from e
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f: json.dump(meta, f, indent=2); f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
+    "Write `meta` to `root/meta.json` atomically (`kanoclip.files.atomic_write`); returns the path."
+    return atomic_write(Path(root) / "meta.json", json.dumps(meta, indent=2) + "\n")
 
 # %% ../nbs/09_data.ipynb #c023
 def _bad(source, where, sample, why):
@@ -319,8 +309,8 @@ def without_bad(self: DatasetReport, meta: dict) -> dict:
 def bad_error(self: DatasetReport, n: int, limit: int = 20) -> InputError:
     "One error naming every bad file (the first `limit`, and a count) among `n` indexed samples."
     return InputError(f"{len(self.bad)} of {n} indexed samples have unusable files; meta.json was not written. Fix or remove "
-                      f"them, or pass skip_bad=True (kanoclip prepare --skip-bad) to index the rest and list them: "
-                      + _some([why for _, why in self.bad], limit))
+                      f"them, or pass skip_bad=True to index the rest and list them: "
+                      + _some([why for _, why in self.bad], limit), fix={"skip_bad": True})
 
 @patch
 def warning_messages(self: DatasetReport, limit: int = 20) -> list[str]:
@@ -347,13 +337,17 @@ def table(self: DatasetReport) -> str:
 def prepare_dataset(name: str, root, write: bool = True, check: bool = True, skip_bad: bool = False,
                     progress: bool = False, report: bool = False, **folder_kw):
     """Index dataset `name` in its original layout under `root`, check every file (`check_dataset`), write
-    `root/meta.json` unless `write=False`. Bad files are one error naming them all, or with `skip_bad` left out.
+    `root/meta.json` unless `write=False` (checked to be writable first). Bad files are one error naming them all,
+    or with `skip_bad` left out.
     Returns the index, or `(index, DatasetReport)` with `report=True` (then the caller reports the problems;
     otherwise they are warnings)."""
     key = str(name).lower()
     if key not in DATASETS: raise InputError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     root = Path(root).expanduser()
     if not root.is_dir(): raise FileNotFoundError(f"dataset root {root} not found (or not a folder)")
+    if write:
+        try: check_file_writable(root / "meta.json", arg="root")
+        except InputError as e: raise InputError(f"{e}; meta.json goes into the dataset folder: copy the dataset to a folder you can write to", arg="root") from None
     if folder_kw and key != "folder":
         raise InputError(f"options {', '.join(sorted(folder_kw))} only apply to the 'folder' dataset, not {key!r}")
     meta = _sort_meta(_PREPARERS[key](root, **folder_kw))
@@ -707,9 +701,7 @@ def _check(self: AnomalyDataset, samples: list) -> list:
         rep = check_dataset({self.split: {"all": samples}}, self.root, progress=len(samples) >= 500)
         self.skipped = list(rep.bad)
         if self.skipped:
-            p, why = self.skipped[0]
-            warnings.warn(f"skipped {len(self.skipped)} of {len(samples)} samples with bad files (first: {p}: {why}); "
-                          f"see .skipped for the list")
+            warnings.warn(f"skipped {len(self.skipped)} of {len(samples)} samples with unusable files, the first: {self.skipped[0][1]}")
         return rep.without_bad({self.split: {"all": samples}})[self.split]["all"]
     for s in samples:
         for k, what in (("img_path", "image"), ("mask_path", "mask")):
@@ -727,7 +719,10 @@ def to_model_input(img: Image.Image, size: int, mean, std) -> torch.Tensor:
 @patch
 def __getitem__(self: AnomalyDataset, i: int) -> dict:
     s, S = self.samples[i], self.image_size
-    img, mask = self._read(s)
+    try: img, mask = self._read(s)
+    except InputError as e:
+        if self.skip_bad: raise
+        raise InputError(f"{e} (pass skip_bad=True to leave unusable samples out and list them)", fix={"skip_bad": True}) from e
     m = torch.zeros(S, S) if mask is None else torch.from_numpy(_resize_mask(mask, S).astype(np.float32))
     return dict(image=to_model_input(img, S, self.mean, self.std), mask=m, label=int(s["anomaly"]), cls_name=s["cls_name"],
                 img_path=s["img_path"], specie_name=s["specie_name"], has_mask=mask is not None)

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from .backbone import InputError
 from .data import load_image, load_mask, load_pair, _mask_array, _resize_mask
+from .files import check_file_writable
 from .prompts import clean_class_name
 from .knowledge import empty_knowledge, load_knowledge, save_knowledge, builtin_knowledge, _lookup_class
 from .chat import (ChatClient, KnowledgeError, EndpointError, MalformedAnswer, describe_class, describe_image,
@@ -197,7 +198,8 @@ def _plan(kb, classes, samples, root, llm, vqa, n_llm, m_vqa, unknown_classes, b
         key = _lookup_class(builtin, cls)
         if key is None and unknown_classes != "generic":
             raise InputError(f"class {cls!r} is not in the built-in knowledge base and no LLM endpoint is configured: "
-                             f"configure one, or allow class-agnostic descriptions (unknown_classes='generic')")
+                             f"configure one, or pass unknown_classes='generic' for class-agnostic descriptions",
+                             fix={"unknown_classes": "generic"})
         texts = builtin["classes"][key]["llm"] if key else [t.format(cls=clean_class_name(cls)) for t in GENERIC_DESCRIPTIONS]
         if len(texts) < n_llm:
             raise InputError(f"n_llm={n_llm}: the built-in knowledge base has only {len(texts)} descriptions for class "
@@ -230,9 +232,11 @@ def build_knowledge(out_path, classes=None, images=None, root=None, llm=None, vq
     llm, vqa, samples = _client(llm, "llm"), _client(vqa, "vqa"), _check_samples(images)
     classes = list(dict.fromkeys([*(classes or []), *(s["cls_name"] for s in samples)]))
     if not classes: raise InputError("no classes to describe: give classes, or images of some")
-    out = Path(out_path)
-    kb = load_knowledge(out) if out.exists() and not overwrite else empty_knowledge()
+    out, resuming = check_file_writable(out_path, arg="out_path"), Path(out_path).exists() and not overwrite
+    kb = load_knowledge(out) if resuming else empty_knowledge()
     tasks = _plan(kb, classes, samples, root, llm, vqa, n_llm, m_vqa, unknown_classes, builtin)
+    if resuming and progress: print(f"resuming {out}: {len(kb['classes'])} classes and {len(kb['images'])} images already "
+                                    f"described, {len(tasks)} to go")
     from kanoclip import __version__
     kb["meta"].update(format="kanoclip-knowledge", kanoclip=__version__, **_source_meta(llm, vqa, n_llm, m_vqa))
     problems, skipped, last = [], 0, time.monotonic()

@@ -15,27 +15,30 @@ from tqdm.auto import tqdm
 from .backbone import InputError
 from .data import AnomalyDataset, load_meta
 from .metrics import image_metrics, pixel_metrics
-from .model import _atomic_write
+from .files import atomic_write, result_folder
 from .viz import class_figure, denormalize
 
 # %% auto #0
-__all__ = ['METRICS', 'class_metrics', 'mean_metrics', 'metrics_table', 'error_rank', 'pick_examples', 'evaluate']
+__all__ = ['METRICS', 'METRICS_FILE', 'class_metrics', 'mean_metrics', 'metrics_table', 'error_rank', 'pick_examples', 'evaluate']
 
 # %% ../nbs/16_evaluate.ipynb #c006
 METRICS = ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_aupro", "pixel_ap", "pixel_f1max")
 
 def _finite_or_none(v) -> float | None: return None if v is None or not math.isfinite(v) else float(v)
 
+def _metrics(scores, labels, maps, masks) -> dict:
+    "METRICS from every image's score and label, and the maps and masks of the images whose ground truth is known (or None)."
+    out = {k: _finite_or_none(v) for k, v in image_metrics(scores, labels).items()}
+    pix = pixel_metrics(maps, masks) if maps is not None and len(maps) else {}
+    out.update({k: _finite_or_none(pix.get(k)) for k in METRICS if k.startswith("pixel_")})
+    return {k: out[k] for k in METRICS}
+
 def class_metrics(scores, labels, maps, masks, has_mask=None) -> dict:
     "Every metric of METRICS for one class (None where undefined): scores [N], labels [N], maps/masks [N,H,W], has_mask [N]."
     labels = np.asarray(labels).astype(bool)
-    out = {k: _finite_or_none(v) for k, v in image_metrics(scores, labels).items()}
     known = ~labels | (np.ones_like(labels) if has_mask is None else np.asarray(has_mask, bool))
-    if known.all(): pix = pixel_metrics(maps, masks)
-    elif known.any(): pix = pixel_metrics(maps[known], masks[known])   # copies only this subset
-    else: pix = {}
-    out.update({k: _finite_or_none(pix.get(k)) for k in METRICS if k.startswith("pixel_")})
-    return {k: out[k] for k in METRICS}
+    if not known.any(): return _metrics(scores, labels, None, None)
+    return _metrics(scores, labels, *((maps, masks) if known.all() else (maps[known], masks[known])))   # a subset is copied
 
 # %% ../nbs/16_evaluate.ipynb #c010
 def mean_metrics(per_class: dict) -> dict:
@@ -96,62 +99,72 @@ def _select_classes(meta: dict, classes, source) -> list[str]:
 
 # %% ../nbs/16_evaluate.ipynb #c022
 def _run_class(model, ds: AnomalyDataset, cls: str, batch_size: int, device, num_workers: int, bar, amp: bool = False) -> dict:
-    "Scores, labels, maps, masks and has_mask of every image of one class, as numpy arrays."
-    n, S = len(ds), ds.image_size
-    r = dict(scores=np.empty(n, np.float64), labels=np.empty(n, np.int64), has_mask=np.empty(n, bool),
+    "Scores, labels and has_mask of every image of one class; maps and masks of the images the pixel metrics use (`keep`)."
+    labels = np.array([s["anomaly"] for s in ds.samples], bool)
+    has_mask = np.array([bool(s["mask_path"]) for s in ds.samples])
+    keep = ~labels | has_mask if (labels & has_mask).any() else np.zeros(len(ds), bool)
+    row, n, S = np.cumsum(keep) - 1, int(keep.sum()), ds.image_size     # row[i]: image i's row among the kept ones
+    r = dict(scores=np.empty(len(ds), np.float64), labels=labels.astype(np.int64), has_mask=has_mask, keep=keep,
              maps=np.empty((n, S, S), np.float32), masks=np.empty((n, S, S), bool))
     j = 0
     pin = torch.device(device).type == "cuda"                    # page-locked batches copy to the GPU asynchronously
     for b in DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin):
         s, m = model.predict(b["image"].to(device, non_blocking=pin), cls, amp=amp)
-        k = len(s)
-        r["scores"][j:j + k], r["maps"][j:j + k] = s.float().cpu().numpy(), m.float().cpu().numpy()
-        r["labels"][j:j + k], r["has_mask"][j:j + k] = b["label"].numpy(), b["has_mask"].numpy()
-        r["masks"][j:j + k] = b["mask"].numpy() > 0.5
+        k, sel = len(s), keep[j:j + len(s)]
+        r["scores"][j:j + k] = s.float().cpu().numpy()
+        if sel.any():
+            r["maps"][row[j:j + k][sel]] = m.float().cpu().numpy()[sel]
+            r["masks"][row[j:j + k][sel]] = b["mask"].numpy()[sel] > 0.5
         j += k; bar.update(k)
     return r
 
 # %% ../nbs/16_evaluate.ipynb #c023
 def _safe_name(cls: str) -> str: return re.sub(r"[^\w.-]", "_", cls) or "class"
 
-def _figure_rows(ds: AnomalyDataset, r: dict, k: int) -> list[dict]:
+def _figure_rows(model, ds: AnomalyDataset, cls: str, r: dict, k: int, device, amp: bool = False) -> list[dict]:
+    "Rows of the figure of the `k` best and worst images of a class, their maps computed again."
+    picks = pick_examples(r["scores"], r["labels"], k)
+    items = [ds[i] for i, _ in picks]
+    _, maps = model.predict(torch.stack([it["image"] for it in items]).to(device), cls, amp=amp)
     mean, std = ds.mean.flatten().tolist(), ds.std.flatten().tolist()
-    rows = []
-    for i, tag in pick_examples(r["scores"], r["labels"], k):
-        item = ds[i]
-        rows.append(dict(image=denormalize(item["image"], mean, std), mask=r["masks"][i], map=r["maps"][i],
-                         score=float(r["scores"][i]), label=int(r["labels"][i]), has_mask=bool(r["has_mask"][i]),
-                         tag=tag, specie=item["specie_name"]))
-    return rows
+    return [dict(image=denormalize(it["image"], mean, std), mask=it["mask"].numpy() > 0.5, map=m.float().cpu().numpy(),
+                 score=float(r["scores"][i]), label=int(r["labels"][i]), has_mask=bool(r["has_mask"][i]), tag=tag,
+                 specie=it["specie_name"]) for (i, tag), it, m in zip(picks, items, maps)]
 
-def _write_text(path: Path, text: str):
-    "Write `text` to `path` through a temporary file and a rename (never half-written)."
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+METRICS_FILE = "metrics.json"   # marks a folder as an evaluation result (`overwrite` replaces only such a folder)
+
+def _write_results(out: Path, metrics: dict):
+    "metrics.json and metrics.md of `metrics` into folder `out`."
+    atomic_write(out / METRICS_FILE, json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    atomic_write(out / "metrics.md", f"# Zero-shot results: {metrics['dataset']}\n\n{metrics_table(metrics)}\n\n"
+                 "Values in percent. `-`: undefined for that class (no anomalous images, or no masks); left out of the mean.\n")
 
 # %% ../nbs/16_evaluate.ipynb #c024
 def evaluate(model, data_root, out_dir, batch_size: int = 8, device="cpu", classes=None, figures: bool = True,
              progress: bool = True, num_workers: int = 0, n_examples: int = 3, dataset_name: str | None = None,
-             amp: bool = False) -> dict:
+             amp: bool = False, overwrite: bool = False, skip_bad: bool = False) -> dict:
     "Zero-shot evaluation of `model` on the test split of prepared dataset `data_root`; writes metrics.json, metrics.md, figures/."
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}", arg="batch_size")
     root = Path(data_root)
     meta = load_meta(root)
     classes = _select_classes(meta, classes, root / "meta.json")
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    model.to(device); bb = model.backbone
-    per_class = {}
-    with tqdm(total=sum(len(meta["test"][c]) for c in classes), desc="evaluate", unit="img", disable=not progress) as bar:
-        for cls in classes:
-            if not meta["test"][cls]: per_class[cls] = {**dict.fromkeys(METRICS), "n_images": 0}; continue
-            bar.set_postfix_str(cls)
-            ds = AnomalyDataset(root, image_size=bb.image_size, mean=bb.mean, std=bb.std, split="test", classes=[cls], meta=meta)
-            r = _run_class(model, ds, cls, batch_size, device, num_workers, bar, amp)
-            per_class[cls] = {**class_metrics(r["scores"], r["labels"], r["maps"], r["masks"], r["has_mask"]), "n_images": len(ds)}
-            if figures: class_figure(out / "figures" / f"{_safe_name(cls)}.png", cls, _figure_rows(ds, r, n_examples))
-            del r  # free this class's maps before the next one
-    metrics = {"dataset": dataset_name or root.resolve().name, "classes": per_class, "mean": mean_metrics(per_class)}
-    _write_text(out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-    _write_text(out / "metrics.md", f"# Zero-shot results: {metrics['dataset']}\n\n{metrics_table(metrics)}\n\n"
-                "Values in percent. `-`: undefined for that class (no anomalous images, or no masks); left out of the mean.\n")
+    with result_folder(out_dir, overwrite, marker=METRICS_FILE) as out:
+        model.to(device); bb = model.backbone
+        per_class, skipped = {}, []
+        with tqdm(total=sum(len(meta["test"][c]) for c in classes), desc="evaluate", unit="img", disable=not progress) as bar:
+            for cls in classes:
+                if not meta["test"][cls]: per_class[cls] = {**dict.fromkeys(METRICS), "n_images": 0}; continue
+                bar.set_postfix_str(cls)
+                ds = AnomalyDataset(root, image_size=bb.image_size, mean=bb.mean, std=bb.std, split="test", classes=[cls],
+                                    meta=meta, skip_bad=skip_bad)
+                skipped += [dict(img_path=p, reason=why) for p, why in ds.skipped]; bar.update(len(ds.skipped))
+                r = _run_class(model, ds, cls, batch_size, device, num_workers, bar, amp)
+                per_class[cls] = {**_metrics(r["scores"], r["labels"], r["maps"] if r["keep"].any() else None, r["masks"]),
+                                  "n_images": len(ds)}
+                if figures: class_figure(out / "figures" / f"{_safe_name(cls)}.png", cls, _figure_rows(model, ds, cls, r, n_examples, device, amp))
+                del r  # free this class's maps before the next one
+        metrics = {"dataset": dataset_name or root.resolve().name, "classes": per_class, "mean": mean_metrics(per_class),
+                   **({"skipped": skipped} if skipped else {})}
+        _write_results(out, metrics)
     return metrics

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_knowledge.ipynb #c003
 from __future__ import annotations
-import json, os, tempfile
+import json, os
 from importlib.resources import files
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from .backbone import InputError
+from .files import atomic_write
 from .prompts import clean_class_name, encode_texts
 
 # %% auto #0
@@ -65,19 +66,11 @@ def load_knowledge(path) -> dict:
 
 # %% ../nbs/03_knowledge.ipynb #c010
 def save_knowledge(kb: dict, path) -> Path:
-    "Validate `kb` and write it to `path` atomically (temporary file + `os.replace`)."
+    "Validate `kb` and write it to `path` atomically (`kanoclip.files.atomic_write`)."
     p = Path(path)
     validate_knowledge(kb, str(p))
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(kb, f, indent=1, ensure_ascii=False); f.write("\n")
-            f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return p
+    return atomic_write(p, json.dumps(kb, indent=1, ensure_ascii=False) + "\n")
 
 # %% ../nbs/03_knowledge.ipynb #c015
 def merge_knowledge(*kbs: dict) -> dict:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_model.ipynb #c003
 from __future__ import annotations
-import hashlib, json, os, tempfile
+import hashlib, json
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from fastcore.basics import patch
 
+from .files import atomic_write
 from .backbone import Backbone, InputError, load_clip, TINY_MODEL, DEFAULT_BACKBONE, DEFAULT_IMAGE_SIZE
 from .clip_vv import CLIPVV, VVOutput
 from .prompts import PromptLearner, FixedPrompts, NORMAL_WORDS, ABNORMAL_WORDS
@@ -58,6 +59,10 @@ class KAnoCLIPConfig:
     def paper(cls, **kw): return cls(**kw)
     @classmethod
     def tiny(cls, **kw): return cls(**{**dict(backbone=TINY_MODEL, pretrained=None, image_size=224, n_ctx=4), **kw})
+    @classmethod
+    def for_backbone(cls, backbone: str = DEFAULT_BACKBONE, **kw):
+        "The defaults of `backbone` (the tiny model's own for kanoclip-tiny, else the paper's), `kw` overriding them."
+        return cls.tiny(**kw) if backbone == TINY_MODEL else cls(backbone=backbone, **kw)
 
 # %% ../nbs/08_model.ipynb #c008
 @patch
@@ -177,14 +182,6 @@ def _digest(tensors: dict) -> str:
 
 def _config_digest(model_cfg: dict) -> str: return hashlib.sha256(json.dumps(model_cfg, sort_keys=True).encode()).hexdigest()
 
-def _atomic_write(path: Path, write):
-    "Write `path` through a temporary file in the same folder, so a crash never leaves it half-written."
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try: write(tmp); os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
-
 # %% ../nbs/08_model.ipynb #c032
 @patch
 def trainable_state_dict(self: KAnoCLIP) -> dict:
@@ -193,14 +190,14 @@ def trainable_state_dict(self: KAnoCLIP) -> dict:
 
 @patch
 def save(self: KAnoCLIP, out_dir, extra: dict | None = None) -> Path:
-    "Write `config.json` and `weights.safetensors` (trained parameters only) into `out_dir`, each atomically."
+    "Write `config.json` and `weights.safetensors` (trained parameters only) into `out_dir`, each atomically (`kanoclip.files`)."
     d = Path(out_dir); d.mkdir(parents=True, exist_ok=True)
     cfg = self.config.to_dict()
     tensors = {k: v.cpu().contiguous() for k, v in self.trainable_state_dict().items()}
     meta = dict(format="kanoclip", sha256=_digest(tensors), config_sha256=_config_digest(cfg))
     doc = {"format": "kanoclip-checkpoint", "version": 1, "model": cfg, **(extra or {})}
-    _atomic_write(d / CONFIG_FILE, lambda p: Path(p).write_text(json.dumps(doc, indent=2)))
-    _atomic_write(d / WEIGHTS_FILE, lambda p: save_file(tensors, p, metadata=meta))
+    atomic_write(d / CONFIG_FILE, json.dumps(doc, indent=2))
+    atomic_write(d / WEIGHTS_FILE, lambda p: save_file(tensors, p, metadata=meta))
     return d
 
 # %% ../nbs/08_model.ipynb #c034

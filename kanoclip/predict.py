@@ -13,11 +13,11 @@ from tqdm.auto import tqdm
 
 from .backbone import InputError
 from .data import IMG_EXTS, _natural, load_image, to_model_input
-from .model import _atomic_write
+from .files import atomic_write, result_folder
 from .viz import heatmap_png, overlay
 
 # %% auto #0
-__all__ = ['PREDICT_EXTS', 'collect_images', 'unique_names', 'predict_images']
+__all__ = ['PREDICT_EXTS', 'PREDICTIONS_FILE', 'collect_images', 'unique_names', 'SkippedImage', 'ImageNote', 'predict_images']
 
 # %% ../nbs/17_predict.ipynb #c006
 PREDICT_EXTS = tuple(dict.fromkeys(IMG_EXTS + (".gif", ".ppm", ".pgm", ".pbm", ".pnm")))  # searched in folders
@@ -35,8 +35,8 @@ def _check_image_file(p: Path):
     except Exception as e: raise InputError(f"{p} is not an image file PIL can read ({type(e).__name__}: {e})", arg="inputs") from e
 
 # %% ../nbs/17_predict.ipynb #c007
-def collect_images(inputs) -> list[tuple[Path, bool]]:
-    "Image files of `inputs` (files and/or folders, searched recursively) as `(path, given_explicitly)`."
+def _collect(inputs) -> list[tuple[Path, bool, str]]:
+    "Image files of `inputs` as `(path, given_explicitly, name)`, name: the path below the folder given without suffix, or a file's stem."
     if isinstance(inputs, (str, os.PathLike)): inputs = [inputs]
     inputs = list(inputs)
     if not inputs: raise InputError("no inputs: give image files and/or folders", arg="inputs")
@@ -46,31 +46,38 @@ def collect_images(inputs) -> list[tuple[Path, bool]]:
         if p.is_dir():
             found = _folder_images(p)
             if not found: raise InputError(f"folder {p} contains no images ({', '.join(PREDICT_EXTS)})", arg="inputs")
-            items = [(f, False) for f in found]
+            items = [(f, False, f.relative_to(p).with_suffix("").as_posix()) for f in found]
         elif p.is_file():
             if p.stat().st_size == 0: raise InputError(f"image file {p} is empty (0 bytes)", arg="inputs")
-            _check_image_file(p); items = [(p, True)]
+            _check_image_file(p); items = [(p, True, p.stem or "image")]
         else: raise FileNotFoundError(f"input {p} not found")
-        for f, explicit in items:
+        for f, explicit, name in items:
             key = os.path.normcase(os.path.realpath(f))
-            if key not in seen: seen.add(key); out.append((f, explicit))
+            if key not in seen: seen.add(key); out.append((f, explicit, name))
     return out
 
+def collect_images(inputs) -> list[tuple[Path, bool]]:
+    "Image files of `inputs` (files and/or folders, searched recursively) as `(path, given_explicitly)`."
+    return [(p, e) for p, e, _ in _collect(inputs)]
+
 # %% ../nbs/17_predict.ipynb #c021
-def unique_names(paths) -> list[str]:
-    "A distinct output name (file stem, then `_2`, `_3`, ... on a clash, case-insensitive) for each of `paths`."
+def unique_names(names) -> list[str]:
+    "A distinct output name for each of `names` (relative paths without suffix): itself, then `_2`, `_3`, ... on a clash, case-insensitive."
     used, out = set(), []
-    for p in paths:
-        stem = Path(p).stem or "image"
-        name, k = stem, 1
-        while name.lower() in used: k += 1; name = f"{stem}_{k}"
+    for base in names:
+        name, k = base, 1
+        while name.lower() in used: k += 1; name = f"{base}_{k}"
         used.add(name.lower()); out.append(name)
     return out
 
 # %% ../nbs/17_predict.ipynb #c024
-def _write_json(path: Path, obj):
-    "Write `obj` as JSON to `path` through a temporary file and a rename (never half-written)."
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n", encoding="utf-8"))
+PREDICTIONS_FILE = "predictions.json"   # marks a folder as a prediction result (`overwrite` replaces only such a folder)
+
+class SkippedImage(UserWarning):
+    "An image found in a folder was not scored (unreadable, or too small); the message names it and says why."
+
+class ImageNote(UserWarning):
+    "An image was scored with a caveat (e.g. only the first frame of an animation); the message names it."
 
 def _check_args(class_name, threshold, batch_size):
     if not isinstance(class_name, str) or not class_name.strip(): raise InputError(f"class_name must be a non-empty string, got {class_name!r}", arg="class_name")
@@ -80,45 +87,60 @@ def _check_args(class_name, threshold, batch_size):
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}", arg="batch_size")
 
 # %% ../nbs/17_predict.ipynb #c025
-def _load_batch(batch, explicit):
-    "Read the images of `batch`; unreadable ones found in folders are skipped with a warning."
+def _read(p: Path, min_side: int) -> Image.Image:
+    "Image `p` as RGB; InputError if unreadable or smaller than `min_side` pixels; an ImageNote for a file of several frames."
+    try:
+        with Image.open(p) as im: frames = getattr(im, "n_frames", 1)
+        img = load_image(p)
+    except (ValueError, OSError) as e: raise InputError(str(e) if str(p) in str(e) else f"cannot read {p}: {e}", arg="inputs") from e
+    if min(img.size) < min_side:
+        raise InputError(f"{p} is {img.size[0]}x{img.size[1]} pixels, smaller than the model's {min_side}x{min_side} patch grid: "
+                         "too small to score", arg="inputs")
+    if frames > 1: warnings.warn(f"{p} has {frames} frames (an animation or a multi-page file): only the first is scored", ImageNote)
+    return img
+
+def _load_batch(batch, explicit, min_side: int):
+    "Read the images of `batch`; unusable ones found in folders are skipped with a SkippedImage warning, named ones raise."
     imgs = []
     for p, exp in zip(batch, explicit):
-        try: imgs.append((p, load_image(p)))
-        except (ValueError, OSError) as e:
+        try: imgs.append((p, _read(p, min_side)))
+        except InputError as e:
             if exp: raise
-            warnings.warn(f"skipped unreadable image {p}: {e}")
+            warnings.warn(f"skipped: {e}", SkippedImage)
     return imgs
 
 def predict_images(model, inputs, out_dir, class_name: str = "object", threshold: float | None = None,
-                   batch_size: int = 8, device="cpu", progress: bool = True, amp: bool = False) -> list[dict]:
+                   batch_size: int = 8, device="cpu", progress: bool = True, overwrite: bool = False,
+                   amp: bool = False) -> list[dict]:
     "Score every image of `inputs` (files/folders) as `class_name`; write predictions.json, maps/ and overlays/ to `out_dir`."
     _check_args(class_name, threshold, batch_size)
-    files = collect_images(inputs)
-    out = Path(out_dir); (out / "maps").mkdir(parents=True, exist_ok=True); (out / "overlays").mkdir(exist_ok=True)
-    model.to(device)
-    bb = model.backbone
-    names = dict(zip((f for f, _ in files), unique_names(f for f, _ in files)))
-    preds = []
-    with tqdm(total=len(files), desc="predict", unit="img", disable=not progress) as bar:
-        for i in range(0, len(files), batch_size):
-            chunk = files[i:i + batch_size]
-            imgs = _load_batch([p for p, _ in chunk], [e for _, e in chunk])
-            if imgs:
-                x = torch.stack([to_model_input(im, bb.image_size, bb.mean, bb.std) for _, im in imgs]).to(device)
-                scores, maps = model.predict(x, class_name, amp=amp)
-                for (p, im), s, m in zip(imgs, scores.float().cpu().tolist(), maps.float().cpu()):
-                    preds.append(_save_one(out, names[p], p, im, s, m, threshold))
-            bar.update(len(chunk))
-    if not preds: raise InputError(f"none of the {len(files)} images could be read", arg="inputs")
-    _write_json(out / "predictions.json", preds)
+    files = _collect(inputs)
+    inside = Path(out_dir).expanduser().resolve()
+    files = [f for f in files if f[1] or inside not in f[0].resolve().parents]        # not the results of an earlier run
+    if not files: raise InputError(f"the only images found are in {out_dir}, the output folder", arg="inputs")
+    names = dict(zip((f for f, _, _ in files), unique_names(n for _, _, n in files)))
+    with result_folder(out_dir, overwrite, marker=PREDICTIONS_FILE) as stage:
+        model.to(device)
+        bb, preds = model.backbone, []
+        with tqdm(total=len(files), desc="predict", unit="img", disable=not progress) as bar:
+            for i in range(0, len(files), batch_size):
+                chunk = files[i:i + batch_size]
+                imgs = _load_batch([p for p, _, _ in chunk], [e for _, e, _ in chunk], max(bb.grid))
+                if imgs:
+                    x = torch.stack([to_model_input(im, bb.image_size, bb.mean, bb.std) for _, im in imgs]).to(device)
+                    scores, maps = model.predict(x, class_name, amp=amp)
+                    for (p, im), s, m in zip(imgs, scores.float().cpu().tolist(), maps.float().cpu()):
+                        preds.append(_save_one(stage, Path(out_dir), names[p], p, im, s, m, threshold))
+                bar.update(len(chunk))
+        if not preds: raise InputError(f"none of the {len(files)} images could be scored", arg="inputs")
+        atomic_write(stage / PREDICTIONS_FILE, json.dumps(preds, indent=2, allow_nan=False) + "\n")
     return preds
 
-def _save_one(out: Path, name: str, path: Path, im: Image.Image, score: float, amap, threshold) -> dict:
-    "Write the heat map and the overlay of one image; its predictions.json entry."
-    mp = out / "maps" / f"{name}.png"
-    heatmap_png(amap, im.size).save(mp)
-    overlay(im, amap, threshold=threshold).save(out / "overlays" / f"{name}.png")
-    entry = {"image": str(path), "score": float(score), "map": str(mp)}
+def _save_one(stage: Path, out: Path, name: str, path: Path, im: Image.Image, score: float, amap, threshold) -> dict:
+    "Write the heat map and the overlay of one image into `stage`; its predictions.json entry (paths as they will be under `out`)."
+    (stage / "maps" / name).parent.mkdir(parents=True, exist_ok=True); (stage / "overlays" / name).parent.mkdir(parents=True, exist_ok=True)
+    heatmap_png(amap, im.size).save(stage / "maps" / f"{name}.png")
+    overlay(im, amap, threshold=threshold).save(stage / "overlays" / f"{name}.png")
+    entry = {"image": str(path), "score": float(score), "map": str(out / "maps" / f"{name}.png")}
     if threshold is not None: entry["anomalous"] = bool(score >= threshold)
     return entry

@@ -5,7 +5,7 @@
 # %% ../nbs/15_train.ipynb #c003
 from __future__ import annotations
 import hashlib, json, random, re, shutil, signal, threading, time
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -16,17 +16,18 @@ from tqdm.auto import tqdm
 from fastcore.basics import patch
 
 from .backbone import InputError, resolve_device
+from .files import atomic_write, check_folder_writable
 from .clip_vv import VVOutput
-from .model import KAnoCLIP, KAnoCLIPConfig, _atomic_write
+from .model import KAnoCLIP, KAnoCLIPConfig
 from .data import AnomalyDataset
 from .knowledge import KnowledgeBank, load_knowledge, merge_knowledge
 from .describe import build_knowledge
 
 # %% auto #0
-__all__ = ['RESUME_FILE', 'TrainConfig', 'seed_everything', 'epoch_order', 'encoder_key', 'content_key', 'FeatureCache',
-           'cache_bytes', 'plan_cache', 'save_resume', 'load_resume', 'batch_features', 'fill_cache', 'train_step',
-           'make_optimizer', 'training_knowledge', 'deferred_interrupt', 'Run', 'make_run', 'run_epoch',
-           'save_checkpoint', 'fit', 'train']
+__all__ = ['RESUME_FILE', 'FREE_SETTINGS', 'TrainConfig', 'seed_everything', 'epoch_order', 'encoder_key', 'content_key',
+           'FeatureCache', 'cache_bytes', 'plan_cache', 'save_resume', 'load_resume', 'batch_features', 'fill_cache',
+           'train_step', 'make_optimizer', 'training_knowledge', 'deferred_interrupt', 'run_settings', 'Run',
+           'make_run', 'run_epoch', 'save_checkpoint', 'fit', 'train']
 
 # %% ../nbs/15_train.ipynb #c006
 @dataclass
@@ -45,6 +46,7 @@ class TrainConfig:
     cache: str = "auto"             # CLIP-VV feature cache: memory, disk, none, or auto (memory if it fits in 2 GiB)
     knowledge: str | None = None    # knowledge base JSON; None: built-in descriptions + mask-grounded ones
     num_workers: int = 0            # data-loading worker processes
+    skip_bad: bool = False          # leave out samples whose files cannot be used (listed) instead of stopping
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
@@ -105,7 +107,7 @@ def put(self: FeatureCache, k: str, glob: torch.Tensor, patches: list, mask: tor
              patches=torch.stack([p.detach() for p in patches]).to("cpu", self.dtype).contiguous(),
              mask=(mask > 0.5).to(torch.uint8).cpu().contiguous())
     if self.mode == "memory": self.mem[k] = (e, int(label), cls_name)
-    else: _atomic_write(self._file(k), lambda p: save_file(e, p, metadata=dict(label=str(int(label)), cls_name=cls_name)))
+    else: atomic_write(self._file(k), lambda p: save_file(e, p, metadata=dict(label=str(int(label)), cls_name=cls_name)))
 
 @patch
 def get(self: FeatureCache, k: str):
@@ -166,10 +168,10 @@ def plan_cache(cache: FeatureCache, model: KAnoCLIP, n_images: int, progress: bo
     free = _free_bytes(cache.mode, cache.dir if cache.mode == "disk" else None)
     if free is None or need * 1.1 + 2**30 <= free: return need
     if cache.mode == "memory":
-        raise InputError(f"feature cache: {_size(need)} of memory needed, {_size(free)} available; "
-                         "use --cache disk (it goes into the --out folder) or --cache none")
-    raise InputError(f"feature cache: {_size(need)} needed in {cache.dir}, {_size(free)} free there; "
-                     "free some space, give another --out, or use --cache none (encodes every image every epoch)")
+        raise InputError(f"feature cache: {_size(need)} of memory needed, {_size(free)} available; use cache='disk' "
+                         "(it goes into the run folder) or cache='none'", arg="cache", fix={"cache": ("disk", "none")})
+    raise InputError(f"feature cache: {_size(need)} needed in {cache.dir}, {_size(free)} free there; free some space, "
+                     "write the run elsewhere, or use cache='none' (encodes every image every epoch)", fix={"cache": "none"})
 
 # %% ../nbs/15_train.ipynb #c020
 RESUME_FILE = "resume.safetensors"
@@ -184,7 +186,7 @@ def save_resume(path: Path, model: KAnoCLIP, opt: torch.optim.Optimizer, epoch: 
             else: scalars[f"{i}.{name}"] = v
     meta = dict(epoch=str(epoch), batch=str(batch), param_groups=json.dumps(sd["param_groups"]),
                 scalars=json.dumps(scalars), extra=json.dumps(extra))
-    _atomic_write(path, lambda p: save_file(tensors, p, metadata=meta))
+    atomic_write(path, lambda p: save_file(tensors, p, metadata=meta))
 
 # %% ../nbs/15_train.ipynb #c021
 def load_resume(path: Path, model: KAnoCLIP, opt: torch.optim.Optimizer) -> dict:
@@ -286,9 +288,10 @@ def _cache_mode(tc: TrainConfig, n: int, model: KAnoCLIP, dtype) -> str:
     size = cache_bytes(n, len(model.encoder.layers), bb.grid, bb.embed_dim, model.config.image_size, dtype)
     return "memory" if size < 2 * 2**30 else "disk"
 
-def _resumed(out: Path):
-    "The model and train settings stored in run folder `out`, to resume it."
+def run_settings(out_dir) -> tuple[KAnoCLIPConfig, TrainConfig]:
+    "The model and train settings stored in run folder `out_dir`, to resume it."
     from kanoclip.model import read_checkpoint_config
+    out = Path(out_dir)
     if not (out / RESUME_FILE).is_file(): raise FileNotFoundError(f"{out / RESUME_FILE} not found: nothing to resume")
     doc = read_checkpoint_config(out)
     return KAnoCLIPConfig.from_dict(doc["model"], str(out / "config.json")), TrainConfig(**doc["train"])
@@ -311,6 +314,7 @@ class Run:
     epoch: int = 0                    # position: the epoch in progress (0-based) ...
     batch: int = 0                    # ... and the number of its batches already done
     history: list = field(default_factory=list)  # one record per epoch finished in this process
+    skipped: list = field(default_factory=list)  # (image path, reason) of the samples left out by `skip_bad`
 
 # %% ../nbs/15_train.ipynb #24746605
 def make_run(mc: KAnoCLIPConfig, tc: TrainConfig, roots: list[Path], out: Path, resume: bool = False) -> Run:
@@ -320,18 +324,23 @@ def make_run(mc: KAnoCLIPConfig, tc: TrainConfig, roots: list[Path], out: Path, 
     seed_everything(tc.seed)
     model = KAnoCLIP(mc).to(device)
     bb = model.backbone
-    sets = [AnomalyDataset(r, image_size=mc.image_size, mean=bb.mean, std=bb.std, split="test") for r in roots]
+    sets = [AnomalyDataset(r, image_size=mc.image_size, mean=bb.mean, std=bb.std, split="test", skip_bad=tc.skip_bad) for r in roots]
     keys = [content_key(d.root / s["img_path"], s["mask_path"] and d.root / s["mask_path"]) for d in sets for s in d.samples]
+    skipped = [(str(d.root / p), why) for d in sets for p, why in d.skipped]
     out.mkdir(parents=True, exist_ok=True)
     bank = training_knowledge(model, sets, tc.knowledge, out)
     opt = make_optimizer(model, tc)
-    extra = dict(train={**asdict(tc), "betas": list(tc.betas)}, data=[str(r) for r in roots])
+    extra = dict(train={**asdict(tc), "betas": list(tc.betas)}, data=[str(r) for r in roots],
+                 data_sha256=hashlib.sha256("".join(keys).encode()).hexdigest(), **({"skipped": skipped} if skipped else {}))
     pos = load_resume(out / RESUME_FILE, model, opt) if resume else dict(epoch=0, batch=0)
+    if pos.get("extra", {}).get("data_sha256", extra["data_sha256"]) != extra["data_sha256"]:
+        raise InputError(f"the training data differ from those {out} was trained on (images, masks or their order changed): "
+                         "resume with the same data, or start a new run in another folder", arg="data")
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     ds = ConcatDataset(sets)
     cache = FeatureCache(model, _cache_mode(tc, len(ds), model, dtype), out / "feature_cache", dtype)
     if compile_: model.bicmci.forward = torch.compile(model.bicmci.forward)
-    return Run(model, opt, ds, keys, cache, bank, tc, out, extra, device, amp, pos["epoch"], pos["batch"])
+    return Run(model, opt, ds, keys, cache, bank, tc, out, extra, device, amp, pos["epoch"], pos["batch"], skipped=skipped)
 
 def _batches(n: int, tc: TrainConfig, epoch: int) -> list[list[int]]:
     "The batches of `epoch`: its shuffled order cut into `tc.batch_size` pieces."
@@ -366,6 +375,10 @@ def save_checkpoint(run: Run):
     save_resume(run.out / RESUME_FILE, run.model, run.opt, run.epoch, run.batch, run.extra)
 
 # %% ../nbs/15_train.ipynb #644d3dc5
+def _append_log(path: Path, rec: dict):
+    "Add `rec` as a line to the log at `path`, atomically (a crash never leaves half a line)."
+    atomic_write(path, (path.read_text() if path.exists() else "") + json.dumps(rec) + "\n")
+
 def fit(run: Run, progress: bool = True) -> list[dict]:
     "Train `run` from its position to the last epoch, logging and checkpointing every epoch; save and stop on Ctrl-C."
     run.model.train()
@@ -376,7 +389,7 @@ def fit(run: Run, progress: bool = True) -> list[dict]:
                 save_checkpoint(run)
                 print(f"\ninterrupted: saved epoch {run.epoch + 1}, batch {run.batch} to {run.out}; continue with --resume (resume=True)")
                 raise
-            with open(run.out / "log.jsonl", "a") as f: f.write(json.dumps(rec) + "\n")
+            _append_log(run.out / "log.jsonl", rec)
             save_checkpoint(run)
             if progress: print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()))
             if stop.requested:
@@ -385,17 +398,43 @@ def fit(run: Run, progress: bool = True) -> list[dict]:
     return run.history
 
 # %% ../nbs/15_train.ipynb #75ea4a92
-def train(model_config: KAnoCLIPConfig, train_config: TrainConfig, data, out_dir, resume: bool = False,
+def train(model_config: KAnoCLIPConfig | None, train_config: TrainConfig | None, data, out_dir, resume: bool = False,
           progress: bool = True) -> dict:
     "Train KAnoCLIP on the prepared dataset folder(s) `data`; checkpoints go to `out_dir` after every epoch."
-    out, roots = Path(out_dir), _check_roots(data)
-    if resume: model_config, train_config = _resumed(out)
+    out, roots, notes = Path(out_dir), _check_roots(data), []
+    check_folder_writable(out, arg="out_dir")
+    if resume: model_config, train_config, notes = _resume_settings(out, model_config, train_config)
     elif (out / RESUME_FILE).exists():
-        raise InputError(f"{out} already holds a training run: resume it, or choose another folder", arg="out_dir")
+        raise InputError(f"{out} already holds a training run: resume it (resume=True), or choose another folder",
+                         arg="out_dir", fix={"resume": True})
     run = make_run(model_config, train_config, roots, out, resume)
+    if resume and progress:
+        print(f"{out} has finished its {run.tc.epochs} epochs: nothing to train (more epochs would go on)" if run.epoch >= run.tc.epochs
+              else f"resuming {out} at epoch {run.epoch + 1} of {run.tc.epochs}" + "".join(f"; {n}" for n in notes))
     t0 = time.time()
     plan_cache(run.cache, run.model, len(run.ds), progress)   # size and place, printed; refused here if it cannot fit
     fill_cache(run.model, run.ds, run.keys, run.cache, _batches(len(run.ds), run.tc, 0), run.device, run.tc.num_workers, progress)
     fit(run, progress)
-    return dict(run_dir=str(out), epochs=run.history, seconds=round(time.time() - t0, 3),
+    return dict(run_dir=str(out), epochs=run.history, seconds=round(time.time() - t0, 3), skipped=run.skipped,
                 cache=dict(mode=run.cache.mode, hits=run.cache.hits, misses=run.cache.misses))
+
+# %% ../nbs/15_train.ipynb #8726792f
+FREE_SETTINGS = ("device", "num_workers", "cache", "compile")   # how a run computes, not what: may change on resume
+
+def _refuse(out: Path, name: str, old, new) -> InputError:
+    return InputError(f"{out} was trained with {name}={old!r}; resuming it with {name}={new!r} would mix two different "
+                      "runs: resume with its own setting, or start a new run in another folder", arg=name)
+
+def _resume_settings(out: Path, mc: KAnoCLIPConfig | None, tc: TrainConfig | None) -> tuple[KAnoCLIPConfig, TrainConfig, list]:
+    "The settings to resume run `out` with: its own, changed by `mc`/`tc` where that is safe (see above); notes on what changed."
+    saved_mc, saved_tc = run_settings(out)
+    for f in fields(KAnoCLIPConfig) if mc is not None else ():
+        if getattr(mc, f.name) != getattr(saved_mc, f.name): raise _refuse(out, f.name, getattr(saved_mc, f.name), getattr(mc, f.name))
+    if tc is None: return saved_mc, saved_tc, []
+    notes = []
+    for f in fields(TrainConfig):
+        old, new = getattr(saved_tc, f.name), getattr(tc, f.name)
+        if old == new or f.name in FREE_SETTINGS: continue
+        if f.name == "epochs" and new > old: notes.append(f"the run was set to {old} epochs; it now goes on to {new}"); continue
+        raise _refuse(out, f.name, old, new)
+    return saved_mc, tc, notes

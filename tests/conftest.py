@@ -1,5 +1,7 @@
-"Shared pytest setup: never touch the network, and find the real data folder when it is there."
+"Shared pytest setup: never touch the network, find the real data folder when it is there, make a folder read-only."
 import os
+import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,3 +24,19 @@ def bottle_root() -> Path:
     if d is None:
         pytest.skip("real MVTec AD bottle split not found: set KANOCLIP_DATA to the folder holding mvtec_ad_bottle/")
     return d / "mvtec_ad_bottle"
+
+
+@contextmanager
+def read_only(folder):
+    """`folder` cannot be written inside the block — not even by root, for whom permission bits do not count: then it
+    is made immutable (`chattr +i`; the test is skipped where that is not allowed)."""
+    folder = Path(folder)
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+            pytest.skip("running as root where chattr +i is not allowed: no way to make a folder read-only")
+        undo = lambda: subprocess.run(["chattr", "-i", str(folder)], check=True)
+    else:
+        mode = folder.stat().st_mode
+        folder.chmod(0o555); undo = lambda: folder.chmod(mode)
+    try: yield folder
+    finally: undo()

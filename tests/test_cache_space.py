@@ -13,8 +13,8 @@ def test_train_prints_the_cache_and_refuses_one_that_does_not_fit(tmp_path, caps
     monkeypatch.setattr(kanoclip.train, "_free_bytes", lambda mode, folder: 2**20)     # 1 MiB free
     encoded = []
     monkeypatch.setattr(kanoclip.train, "fill_cache", lambda *a, **k: encoded.append(1))
-    for mode, says in [("memory", "of memory needed, 1.0 MB available; use --cache disk"),
-                       ("disk", "free some space, give another --out, or use --cache none")]:
+    for mode, says in [("memory", "of memory needed, 1.0 MB available; use --cache disk (it goes into the run folder) or --cache none"),
+                       ("disk", "free some space, write the run elsewhere, or use --cache none")]:
         run = tmp_path / f"run_{mode}"
         assert main(["train", "--data", str(data), "--out", str(run), *TINY, "--cache", mode]) == 2
         out, err = capsys.readouterr()

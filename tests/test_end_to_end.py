@@ -77,7 +77,7 @@ def test_demo_writes_what_it_promises(demo):
     preds = json.loads((out / "predictions" / "predictions.json").read_text())
     first = sorted(SYNTH_TEST_CLASSES)[0]
     assert len(preds) == 14 and all(f"/{first}/test/" in Path(p["image"]).as_posix() for p in preds)
-    assert all(Path(p["map"]).is_file() for p in preds) and len(list((out / "predictions" / "overlays").glob("*.png"))) == 14
+    assert all(Path(p["map"]).is_file() for p in preds) and len(list((out / "predictions" / "overlays").rglob("*.png"))) == 14
     assert json.loads((out / "demo.json").read_text())["mean"] == metrics["mean"]
 
 

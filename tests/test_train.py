@@ -261,11 +261,11 @@ def test_cli_train_test_predict(tmp_path, capsys):
     imgs = target / "ring" / "test"
     assert main(["predict", "--checkpoint", str(run), str(imgs), "--out", str(pred), "--class-name", "ring",
                  "--threshold", "0.5", "--device", "cpu"]) == 0
-    assert "scored 4 images" in capsys.readouterr().out
+    assert "scored 4 of 4 images;" in capsys.readouterr().out
     preds = json.loads((pred / "predictions.json").read_text())
     assert len(preds) == 4 and all(set(p) == {"image", "score", "map", "anomalous"} for p in preds)
     assert all(p["anomalous"] == (p["score"] >= 0.5) and 0 <= p["score"] <= 1 for p in preds)
-    assert len(list((pred / "maps").glob("*.png"))) == 4 and len(list((pred / "overlays").glob("*.png"))) == 4
+    assert len(list((pred / "maps").rglob("*.png"))) == 4 and len(list((pred / "overlays").rglob("*.png"))) == 4   # maps/<sub-folder>/<name>.png
     # predict scores what evaluate scored: same model, same class, same images
     model = KAnoCLIP.from_checkpoint(run)
     ds = AnomalyDataset(target, image_size=SIZE, mean=model.backbone.mean, std=model.backbone.std)

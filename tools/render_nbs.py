@@ -8,7 +8,7 @@ Cells flagged `#|slow` or `#|gpu` (and `#|eval: false`) are not run, exactly as 
 so their committed outputs stay empty. The stored outputs are made reproducible and light:
 
 - one thread and fixed seeds in the notebooks, so numbers repeat run after run (see `tests/test_rendered.py`);
-- no progress bars (`TQDM_DISABLE=1`), no machine paths (the repository, temporary folders and the home
+- no progress bars (`TQDM_DISABLE=1`, and the bars of code that asks for them are dropped), no machine paths (the repository, temporary folders and the home
   folder are replaced by `<repo>`, `<tmp>` and `~`);
 - figures as plain PNG (not retina), re-encoded with a 256-colour palette.
 
@@ -57,8 +57,21 @@ def skipped(cell) -> bool:
 _TMP = re.compile(r"(?:/private)?(?:/tmp|/var/folders/[\w/]+?/T|%s)/[\w.@+-]+" % re.escape(tempfile.gettempdir()))
 
 
+_BAR = re.compile(r"\d+%\||[\d.?]+(?:it|img|s)/(?:s|it)\]")   # a tqdm progress bar
+
+
+def drop_progress_bars(s: str) -> str:
+    "Printed text without progress bars: a line redrawn with carriage returns keeps its final state, unless that is a bar."
+    lines = []
+    for line in s.split("\n"):
+        if "\r" in line: line = line.rstrip("\r").rsplit("\r", 1)[-1]
+        if not _BAR.search(line) and not (lines and not line.strip() and not lines[-1].strip()): lines.append(line)
+    return "\n".join(lines)
+
+
 def scrub_text(s: str) -> str:
-    "Replace machine-specific paths in printed text."
+    "Replace machine-specific paths in printed text, and drop progress bars."
+    s = drop_progress_bars(s)
     s = s.replace(str(REPO), "<repo>")
     s = _TMP.sub("<tmp>", s)
     return s.replace(str(Path.home()), "~")

@@ -408,8 +408,8 @@ def _predict_args(p):
     p.add_argument("--threshold", type=float, default=None, help="decision threshold on the image score")
     p.add_argument("--overwrite", action="store_true", help="replace the earlier predictions in --out")
     fs = p.add_argument_group("few-shot", "compare each image also with normal images of the same product")
-    fs.add_argument("--reference", default=None, metavar="DIR", help="folder of normal images of --class-name (searched "
-                    "below), none of them among the inputs; the ones used are listed in references.json")
+    fs.add_argument("--reference", default=None, metavar="DIR", help="folder of normal images of --class-name (every image "
+                    "below it, none of them among the inputs); those used are listed in references.json")
     fs.add_argument("--shots", type=_at_least(1), default=None, metavar="K", help="use K of the --reference images "
                     "(default: all of them)")
     fs.add_argument("--shot-seed", type=_at_least(0), default=None, metavar="S", help="seed of the draw of --shots (default: 0)")

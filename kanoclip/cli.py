@@ -8,10 +8,11 @@ import argparse, errno, json, os, sys, time, traceback
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TRAIN_SETTINGS', 'REAL_DATA_HINT', 'TRAIN_RESOURCES', 'PREPARE_EPILOG', 'COMMANDS', 'USER_OS_ERRORS', 'FULL_DISK',
-           'ARG_DEST', 'ISSUES', 'UsageError', 'Parser', 'add_common', 'cmd_prepare', 'model_settings',
-           'model_config_from', 'cmd_train', 'cmd_test', 'cmd_predict', 'cmd_knowledge', 'cmd_demo', 'run_demo',
-           'build_parser', 'is_user_error', 'user_message', 'main']
+__all__ = ['TRAIN_SETTINGS', 'REFERENCES_FILE', 'REAL_DATA_HINT', 'TRAIN_RESOURCES', 'PREPARE_EPILOG', 'FEWSHOT_WEIGHT_HELP',
+           'COMMANDS', 'USER_OS_ERRORS', 'FULL_DISK', 'ARG_DEST', 'ISSUES', 'UsageError', 'Parser', 'add_common',
+           'cmd_prepare', 'model_settings', 'model_config_from', 'cmd_train', 'fewshot_record', 'cmd_test',
+           'cmd_predict', 'cmd_knowledge', 'cmd_demo', 'run_demo', 'build_parser', 'is_user_error', 'user_message',
+           'main']
 
 # %% ../nbs/20_cli.ipynb #c006
 class UsageError(Exception):
@@ -81,6 +82,26 @@ def cmd_train(a):
     print(f"trained {len(res['epochs'])} epochs in {res['seconds']:.1f} s; checkpoint: {res['run_dir']}")
     _list_left_out("sample", [why for _, why in res["skipped"]])
 
+# %% ../nbs/20_cli.ipynb #a7e91f38
+REFERENCES_FILE = "references.json"   # written beside predictions.json by `predict --reference`
+
+def _needs(a, option: str, others: tuple):
+    "Refuse each option of `others` (dests) given without `option`: they mean nothing alone."
+    if getattr(a, option): return
+    flag = lambda d: "--" + d.replace("_", "-")
+    for o in others:
+        if getattr(a, o) is not None: raise UsageError(f"kanoclip {a.command}: error: {flag(o)} only applies with {flag(option)}")
+
+def _shot_seed(a) -> int: return 0 if a.shot_seed is None else a.shot_seed
+def _fewshot_weight(a) -> float: return 0.5 if a.fewshot_weight is None else a.fewshot_weight
+
+def fewshot_record(a, references: dict, reference_root) -> dict:
+    "What a few-shot run records to be repeated exactly: shots, seed, weight, where the reference paths point, the references."
+    shots = len(next(iter(references.values())))                 # the same for every class
+    rec = dict(shots=shots, shot_seed=_shot_seed(a), fewshot_weight=_fewshot_weight(a))
+    if reference_root is not None: rec["reference_data"] = str(Path(reference_root).resolve())
+    return rec | dict(references=references)
+
 # %% ../nbs/20_cli.ipynb #c012
 def _amp(a, dev) -> bool:
     "`--amp on|off|auto` for device `dev`: auto is on for CUDA (the reasons: `predict` in the model notebook)."
@@ -108,33 +129,52 @@ def _load_model(a, dev):
     return KAnoCLIP.from_checkpoint(a.checkpoint, device=dev, **over)
 
 def cmd_test(a):
-    "Zero-shot evaluation of a checkpoint on a prepared dataset: metrics.json, metrics.md, figures."
+    "Evaluation of a checkpoint on a prepared dataset, zero-shot or with --shots references per class: metrics.json, metrics.md, figures."
     from kanoclip.data import load_meta
     from kanoclip.evaluate import METRICS_FILE, evaluate, metrics_table
+    _needs(a, "shots", ("shot_seed", "reference_data", "fewshot_weight"))
     dev = _before_the_model(a, METRICS_FILE)
     load_meta(a.data)
-    m = evaluate(_load_model(a, dev), a.data, a.out, batch_size=a.batch_size, device=dev, classes=a.classes,
+    if a.shots:                                   # drawn and checked before the model loads
+        from kanoclip.fewshot import FewShotDetector, choose_references
+        refs = choose_references(a.data, a.shots, _shot_seed(a), a.classes, a.reference_data)
+    model = _load_model(a, dev)
+    if a.shots: model = FewShotDetector.from_references(model, a.reference_data or a.data, refs, _fewshot_weight(a), batch_size=a.batch_size)
+    m = evaluate(model, a.data, a.out, batch_size=a.batch_size, device=dev, classes=a.classes,
                  figures=not a.no_figures, overwrite=a.overwrite, skip_bad=a.skip_bad, num_workers=_workers(a, dev),
-                 amp=_amp(a, dev))
-    print(metrics_table(m)); print(f"wrote {Path(a.out) / METRICS_FILE} and {Path(a.out) / 'metrics.md'}")
+                 amp=_amp(a, dev), extra=fewshot_record(a, refs, a.reference_data) if a.shots else None)
+    print(metrics_table(m))
+    if a.shots: print(f"few-shot: {a.shots} normal reference image{'s' * (a.shots > 1)} per class (seed {_shot_seed(a)}) from "
+                      f"{a.reference_data or 'the training images of ' + str(a.data)}, listed in {Path(a.out) / METRICS_FILE}")
+    print(f"wrote {Path(a.out) / METRICS_FILE} and {Path(a.out) / 'metrics.md'}")
     _list_left_out("test image", [s["reason"] for s in m.get("skipped", [])])
 
 def cmd_predict(a):
-    "Scores and anomaly maps for any images; images skipped or scored with a caveat are listed."
+    "Scores and anomaly maps for any images (few-shot with --reference); images skipped or scored with a caveat are listed."
     import warnings
+    from kanoclip.files import atomic_write
     from kanoclip.predict import PREDICTIONS_FILE, ImageNote, SkippedImage, collect_images, predict_images
+    _needs(a, "reference", ("shots", "shot_seed", "fewshot_weight")); _needs(a, "shots", ("shot_seed",))
     dev = _before_the_model(a, PREDICTIONS_FILE)
-    collect_images(a.inputs)                     # missing or unreadable inputs fail here, before the model loads
+    files = collect_images(a.inputs)              # missing or unreadable inputs fail here, before the model loads
+    if a.reference:                               # so do bad references
+        from kanoclip.fewshot import FewShotDetector, choose_folder_references
+        refs = {a.class_name: choose_folder_references(a.reference, a.class_name, a.shots, _shot_seed(a), [p for p, _ in files])}
+    model = _load_model(a, dev)
+    if a.reference: model = FewShotDetector.from_references(model, a.reference, refs, _fewshot_weight(a), batch_size=a.batch_size)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedImage); warnings.simplefilter("always", ImageNote)
-        preds = predict_images(_load_model(a, dev), a.inputs, a.out, class_name=a.class_name, threshold=a.threshold,
+        preds = predict_images(model, a.inputs, a.out, class_name=a.class_name, threshold=a.threshold,
                                batch_size=a.batch_size, device=dev, overwrite=a.overwrite, amp=_amp(a, dev))
+    if a.reference: atomic_write(Path(a.out) / REFERENCES_FILE, json.dumps(fewshot_record(a, refs, a.reference), indent=2) + "\n")
     said = lambda cat: [str(w.message) for w in caught if issubclass(w.category, cat)]
     for w in caught:
         if not issubclass(w.category, (SkippedImage, ImageNote)): warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     skipped = said(SkippedImage)
     print(f"scored {len(preds)} of {len(preds) + len(skipped)} images" + (f" ({len(skipped)} skipped)" if skipped else "")
-          + f"; wrote {Path(a.out) / PREDICTIONS_FILE}, maps/ and overlays/")
+          + f"; wrote {Path(a.out) / PREDICTIONS_FILE}, maps/ and overlays/" + (f" and {REFERENCES_FILE}" if a.reference else ""))
+    if a.reference: print(f"few-shot: {len(refs[a.class_name])} reference images of {a.class_name!r} from {a.reference}: "
+                          + ", ".join(refs[a.class_name]))
     _list_left_out("image", [s.removeprefix("skipped: ") for s in skipped])
     for note in said(ImageNote): print(f"note: {note}")
 
@@ -317,6 +357,23 @@ def _count_or_auto(v: str):
     if not v.isdigit(): raise argparse.ArgumentTypeError(f"expected auto or a whole number >= 0, got {v!r}")
     return int(v)
 
+def _at_least(low: int):
+    "An argparse type: a whole number >= `low`."
+    def whole(v: str) -> int:
+        if not v.isdigit() or int(v) < low: raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {v!r}")
+        return int(v)
+    return whole
+
+def _fraction(v: str) -> float:
+    "Type of `--fewshot-weight`: a number in [0, 1]."
+    try: w = float(v)
+    except ValueError: w = None
+    if w is None or not 0 <= w <= 1: raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {v!r}")
+    return w
+
+FEWSHOT_WEIGHT_HELP = ("share of the few-shot map in the fused map and score, 0..1 (default: 0.5; 1: the few-shot map alone, "
+                       "which did better with an untrained model)")
+
 def _checkpoint_args(p):
     p.add_argument("--checkpoint", required=True, help="run folder written by kanoclip train")
     add_common(p, backbone=False)
@@ -333,6 +390,15 @@ def _test_args(p):
                    help="image-loading processes (auto: min(8, CPUs) on CUDA, 0 on the CPU)")
     p.add_argument("--skip-bad", action="store_true", help="leave out test images whose files cannot be used (and list them) instead of stopping")
     p.add_argument("--overwrite", action="store_true", help="replace the earlier results in --out")
+    fs = p.add_argument_group("few-shot", "compare each test image also with K normal images of its class")
+    fs.add_argument("--shots", type=_at_least(0), default=0, metavar="K", help="normal reference images per class (default: 0, "
+                    "zero-shot), drawn from the normal training images of --data (MVTec AD, VisA: train/good) or from "
+                    "--reference-data, never from the images evaluated; listed in metrics.json")
+    fs.add_argument("--shot-seed", type=_at_least(0), default=None, metavar="S", help="seed of the draw (default: 0): "
+                    "the same seed draws the same references")
+    fs.add_argument("--reference-data", default=None, metavar="DIR", help="draw the references from here instead: a "
+                    "prepared dataset, or a folder with one sub-folder of normal images per class")
+    fs.add_argument("--fewshot-weight", type=_fraction, default=None, metavar="W", help=FEWSHOT_WEIGHT_HELP)
 
 def _predict_args(p):
     _checkpoint_args(p)
@@ -341,14 +407,21 @@ def _predict_args(p):
     p.add_argument("--class-name", default="object", help="what the images show, e.g. bottle (default: object)")
     p.add_argument("--threshold", type=float, default=None, help="decision threshold on the image score")
     p.add_argument("--overwrite", action="store_true", help="replace the earlier predictions in --out")
+    fs = p.add_argument_group("few-shot", "compare each image also with normal images of the same product")
+    fs.add_argument("--reference", default=None, metavar="DIR", help="folder of normal images of --class-name (every image "
+                    "below it, none of them among the inputs); those used are listed in references.json")
+    fs.add_argument("--shots", type=_at_least(1), default=None, metavar="K", help="use K of the --reference images "
+                    "(default: all of them)")
+    fs.add_argument("--shot-seed", type=_at_least(0), default=None, metavar="S", help="seed of the draw of --shots (default: 0)")
+    fs.add_argument("--fewshot-weight", type=_fraction, default=None, metavar="W", help=FEWSHOT_WEIGHT_HELP)
 
 # %% ../nbs/20_cli.ipynb #c023
 COMMANDS = dict(   # name: (adds its options, runs it, one-line help)
     prepare=(_prepare_args, cmd_prepare, "write DIR/meta.json for a dataset in its original layout"),
     knowledge=(_knowledge_args, cmd_knowledge, "build the LLM-VQA knowledge base (JSON) for a dataset's classes and images"),
     train=(_train_args, cmd_train, "train on auxiliary data, write a checkpoint into RUN_DIR"),
-    test=(_test_args, cmd_test, "zero-shot evaluation: metrics.json, metrics.md and figures"),
-    predict=(_predict_args, cmd_predict, "scores and anomaly maps for any images"),
+    test=(_test_args, cmd_test, "evaluation, zero-shot or few-shot (--shots): metrics.json, metrics.md and figures"),
+    predict=(_predict_args, cmd_predict, "scores and anomaly maps for any images (few-shot with --reference)"),
     demo=(_demo_args, cmd_demo, "the whole pipeline offline on generated data"),
 )
 
@@ -381,7 +454,8 @@ def is_user_error(e: BaseException) -> bool:
             or (isinstance(e, OSError) and e.errno in FULL_DISK) or type(e).__name__ == "OutOfMemoryError")
 
 ARG_DEST = dict(out_dir="out", out_path="out", data_root="data", ckpt_dir="checkpoint",   # library parameter -> option,
-                **{f"use_{p}": f"no_{p}" for p in ("knpl", "vv", "bicmci", "adapter")})      # where names differ
+                reference_root="reference_data", folder="reference", weight="fewshot_weight", # where names differ
+                **{f"use_{p}": f"no_{p}" for p in ("knpl", "vv", "bicmci", "adapter")})
 
 def _action(sub, arg: str | None):
     "The argparse action of sub-parser `sub` that sets the library parameter `arg`, if it has one."

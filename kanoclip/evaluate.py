@@ -19,7 +19,8 @@ from .files import atomic_write, result_folder
 from .viz import class_figure, denormalize
 
 # %% auto #0
-__all__ = ['METRICS', 'METRICS_FILE', 'class_metrics', 'mean_metrics', 'metrics_table', 'error_rank', 'pick_examples', 'evaluate']
+__all__ = ['METRICS', 'METRICS_FILE', 'class_metrics', 'mean_metrics', 'metrics_table', 'error_rank', 'pick_examples',
+           'results_title', 'evaluate']
 
 # %% ../nbs/16_evaluate.ipynb #c006
 METRICS = ("image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_aupro", "pixel_ap", "pixel_f1max")
@@ -133,19 +134,29 @@ def _figure_rows(model, ds: AnomalyDataset, cls: str, r: dict, k: int, device, a
 
 METRICS_FILE = "metrics.json"   # marks a folder as an evaluation result (`overwrite` replaces only such a folder)
 
+def results_title(metrics: dict) -> str:
+    "The title of metrics.md: zero-shot results, or few-shot with the number of references per class (`metrics['shots']`)."
+    k = metrics.get("shots")
+    return (f"Few-shot results ({k} normal reference image{'s' * (k != 1)} per class)" if k else "Zero-shot results") + f": {metrics['dataset']}"
+
 def _write_results(out: Path, metrics: dict):
     "metrics.json and metrics.md of `metrics` into folder `out`."
     atomic_write(out / METRICS_FILE, json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-    atomic_write(out / "metrics.md", f"# Zero-shot results: {metrics['dataset']}\n\n{metrics_table(metrics)}\n\n"
-                 "Values in percent. `-`: undefined for that class (no anomalous images, or no masks); left out of the mean.\n")
+    refs = "The references of each class are listed in metrics.json (`references`).\n" if metrics.get("shots") else ""
+    atomic_write(out / "metrics.md", f"# {results_title(metrics)}\n\n{metrics_table(metrics)}\n\n"
+                 "Values in percent. `-`: undefined for that class (no anomalous images, or no masks); left out of the mean.\n" + refs)
 
 # %% ../nbs/16_evaluate.ipynb #c024
+_OWN_KEYS = {"dataset", "classes", "mean", "skipped"}   # what evaluate writes into metrics.json itself
+
 def evaluate(model, data_root, out_dir, batch_size: int = 8, device="cpu", classes=None, figures: bool = True,
              progress: bool = True, num_workers: int = 0, n_examples: int = 3, dataset_name: str | None = None,
-             amp: bool = False, overwrite: bool = False, skip_bad: bool = False) -> dict:
-    "Zero-shot evaluation of `model` on the test split of prepared dataset `data_root`; writes metrics.json, metrics.md, figures/."
+             amp: bool = False, overwrite: bool = False, skip_bad: bool = False, extra: dict | None = None) -> dict:
+    "Evaluation of `model` on the test split of prepared dataset `data_root`; writes metrics.json (with `extra`), metrics.md, figures/."
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}", arg="batch_size")
+    extra = dict(extra or {})
+    if clash := sorted(set(extra) & _OWN_KEYS): raise InputError(f"extra would replace {', '.join(clash)} of metrics.json", arg="extra")
     root = Path(data_root)
     meta = load_meta(root)
     classes = _select_classes(meta, classes, root / "meta.json")
@@ -164,7 +175,7 @@ def evaluate(model, data_root, out_dir, batch_size: int = 8, device="cpu", class
                                   "n_images": len(ds)}
                 if figures: class_figure(out / "figures" / f"{_safe_name(cls)}.png", cls, _figure_rows(model, ds, cls, r, n_examples, device, amp))
                 del r  # free this class's maps before the next one
-        metrics = {"dataset": dataset_name or root.resolve().name, "classes": per_class, "mean": mean_metrics(per_class),
+        metrics = {"dataset": dataset_name or root.resolve().name, **extra, "classes": per_class, "mean": mean_metrics(per_class),
                    **({"skipped": skipped} if skipped else {})}
         _write_results(out, metrics)
     return metrics

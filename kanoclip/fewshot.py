@@ -16,18 +16,20 @@ from torch.utils.data import DataLoader
 from PIL import Image
 from fastcore.basics import patch
 
+from .backbone import InputError
 from .clip_vv import VVOutput
 from .bicmci import gaussian_blur
 from .data import AnomalyDataset, load_image, load_meta, to_model_input, _images
 from .metrics import image_auroc, pixel_auroc
 from .train import encoder_key
 from .evaluate import _select_classes
-from .predict import collect_images
+from .predict import PREDICT_EXTS, _folder_images
 
 # %% auto #0
 __all__ = ['SHOT_COLUMNS', 'MemoryBank', 'bank_dtype', 'bank_from_features', 'build_bank', 'search_chunks', 'nearest_similarity',
            'fewshot_map', 'fuse', 'FewShotDetector', 'reference_pool', 'pick_references', 'check_disjoint',
-           'image_size_of', 'check_sizes', 'load_references', 'compare_shots', 'shots_table']
+           'image_size_of', 'readable_sizes', 'check_sizes', 'check_references', 'load_references', 'choose_references',
+           'choose_folder_references', 'compare_shots', 'shots_table']
 
 # %% ../nbs/18_fewshot.ipynb #e57c27a4
 @dataclass
@@ -133,16 +135,20 @@ def fuse(zero_shot: dict, few_map: Tensor, weight: float) -> dict:
                 score=(1 - weight) * zero_shot["score"] + weight * few_score, fewshot_score=few_score)
 
 # %% ../nbs/18_fewshot.ipynb #cc62ee10
+def _check_settings(weight, budget_mb):
+    "Raise InputError unless `weight` is a number in [0, 1] and `budget_mb` a positive number."
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+        raise InputError(f"weight must be a number in [0, 1], got {weight!r}", arg="weight")
+    if isinstance(budget_mb, bool) or not isinstance(budget_mb, (int, float)) or not budget_mb > 0:
+        raise InputError(f"budget_mb must be a positive number, got {budget_mb!r}", arg="budget_mb")
+
 class FewShotDetector:
     "A KAnoCLIP model plus per-class memory banks; `predict` and `heads` as the model's, with the few-shot evidence fused in."
     def __init__(self, model,             # a KAnoCLIP: any checkpoint, trained or not
                  banks: dict,             # class name -> MemoryBank built with this model
                  weight: float = 0.5,     # w: share of the few-shot evidence in the fused map and score
                  budget_mb: float = 64):  # memory of one block of the bank search, MiB
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
-            raise ValueError(f"weight must be a number in [0, 1], got {weight!r}")
-        if isinstance(budget_mb, bool) or not isinstance(budget_mb, (int, float)) or not budget_mb > 0:
-            raise ValueError(f"budget_mb must be a positive number, got {budget_mb!r}")
+        _check_settings(weight, budget_mb)
         key = encoder_key(model)
         for cls, b in banks.items():
             if b.encoder != key: raise ValueError(f"the bank of class {cls!r} was built with another encoder (backbone, "
@@ -199,26 +205,30 @@ def predict(self: FewShotDetector, images: Tensor, class_name, amp: bool = False
     return self.model.predict(images, class_name, amp=amp, heads=self.heads)
 
 # %% ../nbs/18_fewshot.ipynb #e77d55fa
-def reference_pool(root, cls: str, meta: dict | None = None) -> list[str]:
+def reference_pool(root, cls: str, meta: dict | None = None, arg: str | None = None) -> list[str]:
     "Candidate references of class `cls` (paths relative to `root`): a prepared dataset's normal training images, or the images in `root/cls/`."
     root = Path(root)
     if meta is not None or (root / "meta.json").is_file():
         meta = load_meta(root) if meta is None else meta
-        if not any(cls in meta.get(s, {}) for s in ("train", "test")): raise ValueError(f"class {cls!r} is not in {root / 'meta.json'}")
+        if not any(cls in meta.get(s, {}) for s in ("train", "test")): raise InputError(f"class {cls!r} is not in {root / 'meta.json'}", arg=arg)
         pool = [s["img_path"] for s in meta.get("train", {}).get(cls, []) if not s["anomaly"]]
-        if not pool: raise ValueError(f"{root / 'meta.json'} lists no normal training images of class {cls!r}: "
-                                      "give a folder of normal images of the class as references")
+        if not pool:
+            own = arg == "data_root"             # the evaluated dataset itself: say where else references can come from
+            raise InputError(f"{root / 'meta.json'} lists no normal training images of class {cls!r} to draw references from"
+                             + (": pass reference_root='DIR', a folder with one sub-folder of normal images per class, or another "
+                                "prepared dataset" if own else ""), arg=arg, fix={"reference_root": "DIR"} if own else None)
         return pool
     d = root / cls
-    if not d.is_dir(): raise FileNotFoundError(f"{root} has no meta.json and no folder {d} of normal images of class {cls!r}")
+    if not d.is_dir(): raise InputError(f"{root} has no meta.json and no folder {d} of normal images of class {cls!r}", arg=arg)
     pool = [p.relative_to(root).as_posix() for p in _images(d)]
-    if not pool: raise ValueError(f"folder {d} holds no images to use as references of class {cls!r}")
+    if not pool: raise InputError(f"folder {d} holds no images to use as references of class {cls!r}", arg=arg)
     return pool
 
 def pick_references(pool: list, shots: int, seed: int = 0, cls: str = "") -> list[str]:
     "The first `shots` of a shuffle of `pool` seeded by `seed` and `cls`: same seed, same references; fewer shots, a prefix."
-    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 0: raise ValueError(f"shots must be a non-negative integer, got {shots!r}")
-    if shots > len(pool): raise ValueError(f"{shots} shots asked for class {cls!r}, but only {len(pool)} normal reference images are available")
+    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 0: raise InputError(f"shots must be a non-negative integer, got {shots!r}", arg="shots")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0: raise InputError(f"seed must be a non-negative integer, got {seed!r}", arg="seed")
+    if shots > len(pool): raise InputError(f"{shots} shots asked for class {cls!r}, but only {len(pool)} normal reference images are available", arg="shots")
     order = np.random.default_rng([seed, zlib.crc32(cls.encode())]).permutation(len(pool))
     return [pool[i] for i in order[:shots]]
 
@@ -227,7 +237,7 @@ def _resolved(p) -> str: return str(Path(p).resolve())
 
 def _digest(p) -> str: return hashlib.sha256(Path(p).read_bytes()).hexdigest()
 
-def check_disjoint(root, references, evaluated, cls: str = ""):
+def check_disjoint(root, references, evaluated, cls: str = "", arg: str | None = None):
     "Raise if one of `references` (relative to `root`) is one of the `evaluated` image files, or a byte-identical copy of one."
     ev = [Path(p) for p in evaluated]
     paths, by_size = {_resolved(p) for p in ev}, {}
@@ -237,8 +247,8 @@ def check_disjoint(root, references, evaluated, cls: str = ""):
         f = Path(root) / r
         same = by_size.get(f.stat().st_size, []) if f.is_file() else []   # only files of equal length are hashed
         copy = _resolved(f) in paths or next((p for p in same if _digest(p) == _digest(f)), None)
-        if copy: raise ValueError(f"reference {f} of class {cls!r} is " + ("also" if copy is True else f"a copy of {copy},")
-                                  + " an image to evaluate: references must never be among the evaluated images")
+        if copy: raise InputError(f"reference {f} of class {cls!r} is " + ("also" if copy is True else f"a copy of {copy},")
+                                  + " an image to evaluate: references must never be among the evaluated images", arg=arg)
 
 def image_size_of(path) -> tuple[int, int]:
     "(W, H) of an image file from its header, upright as `load_image` returns it."
@@ -246,16 +256,34 @@ def image_size_of(path) -> tuple[int, int]:
         with Image.open(path) as im:
             w, h = im.size
             return (h, w) if im.getexif().get(0x0112) in (5, 6, 7, 8) else (w, h)   # EXIF turns by 90 degrees
-    except Exception as e: raise ValueError(f"cannot read image file {path}: {type(e).__name__}: {e}") from e
+    except Exception as e: raise InputError(f"cannot read image file {path}: {type(e).__name__}: {e}") from e
 
-def check_sizes(paths, sizes, other_sizes, cls: str = ""):
+def readable_sizes(paths) -> set:
+    "The sizes (W, H) of the image files of `paths` whose header can be read; the others are left to whoever scores them."
+    out = set()
+    for p in paths:
+        try: out.add(image_size_of(p))
+        except (InputError, OSError): pass
+    return out
+
+def check_sizes(paths, sizes, other_sizes, cls: str = "", arg: str | None = None):
     "Raise unless every reference size (W, H) is among `other_sizes`, those of the images it is compared with."
     other = sorted(set(map(tuple, other_sizes)))
     for p, s in zip(paths, sizes):
         if tuple(s) not in other:
             shown = ", ".join(f"{w}x{h}" for w, h in other[:3]) + (", ..." if len(other) > 3 else "")
-            raise ValueError(f"reference {p} of class {cls!r} is {s[0]}x{s[1]} pixels, the images it is compared with "
-                             f"are {shown}: references must be normal images of the same product")
+            raise InputError(f"reference {p} of class {cls!r} is {s[0]}x{s[1]} pixels, the images it is compared with "
+                             f"are {shown}: references must be normal images of the same product", arg=arg)
+
+def check_references(root, names, compare_with, cls: str = "", arg: str | None = None):
+    "Decode every reference `names` (relative to `root`) in full and check its size against the images `compare_with`."
+    if not names: return
+    sizes = []
+    for n in names:
+        try: sizes.append(load_image(Path(root) / n).size)
+        except InputError as e: raise InputError(str(e), arg=arg) from e
+    other = readable_sizes(compare_with)
+    if other: check_sizes([Path(root) / n for n in names], sizes, other, cls, arg)
 
 def load_references(root, names, image_size: int, mean, std) -> tuple[Tensor, list]:
     "Model inputs `[k, 3, S, S]` of the references `names` (relative to `root`) and their original sizes (W, H)."
@@ -263,39 +291,62 @@ def load_references(root, names, image_size: int, mean, std) -> tuple[Tensor, li
     return torch.stack([to_model_input(im, image_size, mean, std) for im in ims]), [im.size for im in ims]
 
 # %% ../nbs/18_fewshot.ipynb #c96b03c8
+def choose_references(data_root, shots: int, seed: int = 0, classes=None, reference_root=None) -> dict[str, list[str]]:
+    "`shots` reference names per test class of prepared dataset `data_root`, drawn with `seed` and checked (no model needed); relative to `reference_root` (default `data_root`)."
+    root = Path(data_root); meta = load_meta(root)
+    classes = _select_classes(meta, classes, root / "meta.json")
+    ref_root = root if reference_root is None else Path(reference_root)
+    arg = "data_root" if reference_root is None else "reference_root"   # whose files are at fault
+    if reference_root is not None and not ref_root.is_dir(): raise InputError(f"reference folder {ref_root} not found", arg=arg)
+    ref_meta, chosen = meta if ref_root == root else None, {}
+    for c in classes:
+        evaluated = [root / s["img_path"] for s in meta["test"][c]]
+        pool = reference_pool(ref_root, c, ref_meta, arg)
+        check_disjoint(ref_root, pool, evaluated, c, arg)
+        names = pick_references(pool, shots, seed, c)
+        if not names: continue
+        check_references(ref_root, names, evaluated, c, arg)
+        chosen[c] = names
+    return chosen
+
+def choose_folder_references(folder, class_name: str, shots: int | None = None, seed: int = 0, compare_with=None) -> list[str]:
+    "Names (relative to `folder`) of the images below `folder`, or `shots` of them drawn with `seed`, checked against the image paths `compare_with`."
+    folder = Path(folder)
+    if not folder.is_dir(): raise InputError(f"reference folder {folder} " + ("is a file" if folder.exists() else "not found"), arg="folder")
+    pool = [p.relative_to(folder).as_posix() for p in _folder_images(folder)]
+    if not pool: raise InputError(f"reference folder {folder} contains no images ({', '.join(PREDICT_EXTS)})", arg="folder")
+    compare_with = [] if compare_with is None else list(compare_with)
+    check_disjoint(folder, pool, compare_with, class_name, "folder")
+    names = pick_references(pool, len(pool) if shots is None else shots, seed, class_name)
+    check_references(folder, names, compare_with, class_name, "folder")
+    return names
+
+# %% ../nbs/18_fewshot.ipynb #b097ac98
+@patch(cls_method=True)
+def from_references(cls: FewShotDetector, model, root, references: dict, weight: float = 0.5, budget_mb: float = 64,
+                    batch_size: int = 8) -> FewShotDetector:
+    "A detector with one bank per class of `references` ({class: image names relative to `root`}, as the `choose_` functions give them)."
+    _check_settings(weight, budget_mb)
+    bb, banks = model.backbone, {}
+    for c, names in references.items():
+        if not names: continue
+        x, sizes = load_references(root, names, bb.image_size, bb.mean, bb.std)
+        banks[c] = build_bank(model, x, names, sizes, batch_size)
+    return cls(model, banks, weight, budget_mb)
+
 @patch(cls_method=True)
 def from_dataset(cls: FewShotDetector, model, data_root, shots: int, seed: int = 0, classes=None, reference_root=None,
                  weight: float = 0.5, budget_mb: float = 64, batch_size: int = 8) -> FewShotDetector:
     "`shots` references per test class of prepared dataset `data_root`, drawn with `seed` from its normal training images or from `reference_root`."
-    root = Path(data_root); meta = load_meta(root)
-    classes = _select_classes(meta, classes, root / "meta.json")
-    ref_root = root if reference_root is None else Path(reference_root)
-    ref_meta, bb, banks = meta if ref_root == root else None, model.backbone, {}
-    for c in classes:
-        evaluated = [root / s["img_path"] for s in meta["test"][c]]
-        pool = reference_pool(ref_root, c, ref_meta)
-        check_disjoint(ref_root, pool, evaluated, c)
-        names = pick_references(pool, shots, seed, c)
-        if not names: continue
-        x, sizes = load_references(ref_root, names, bb.image_size, bb.mean, bb.std)
-        check_sizes([ref_root / n for n in names], sizes, {image_size_of(p) for p in evaluated}, c)
-        banks[c] = build_bank(model, x, names, sizes, batch_size)
-    return cls(model, banks, weight, budget_mb)
+    refs = choose_references(data_root, shots, seed, classes, reference_root)
+    return cls.from_references(model, data_root if reference_root is None else reference_root, refs, weight, budget_mb, batch_size)
 
 @patch(cls_method=True)
 def from_folder(cls: FewShotDetector, model, folder, class_name: str, shots: int | None = None, seed: int = 0, compare_with=None,
                 weight: float = 0.5, budget_mb: float = 64, batch_size: int = 8) -> FewShotDetector:
     "A bank for `class_name` from the normal images below `folder` (all, or `shots` drawn with `seed`), checked against the image paths `compare_with`."
-    folder = Path(folder)
-    if not folder.is_dir(): raise FileNotFoundError(f"reference folder {folder} not found")
-    pool = [p.relative_to(folder).as_posix() for p, _ in collect_images([folder])]
-    names = pick_references(pool, len(pool) if shots is None else shots, seed, class_name)
-    if compare_with is not None: check_disjoint(folder, names, compare_with, class_name)
-    if not names: return cls(model, {}, weight, budget_mb)
-    bb = model.backbone
-    x, sizes = load_references(folder, names, bb.image_size, bb.mean, bb.std)
-    if compare_with is not None: check_sizes([folder / n for n in names], sizes, {image_size_of(p) for p in compare_with}, class_name)
-    return cls(model, {class_name: build_bank(model, x, names, sizes, batch_size)}, weight, budget_mb)
+    names = choose_folder_references(folder, class_name, shots, seed, compare_with)
+    return cls.from_references(model, folder, {class_name: names}, weight, budget_mb, batch_size)
 
 # %% ../nbs/18_fewshot.ipynb #a64b05da
 def _auroc_pair(scores: list, maps: list, labels, masks) -> tuple[float, float]:

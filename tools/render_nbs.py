@@ -7,15 +7,17 @@
 Cells flagged `#|slow` or `#|gpu` (and `#|eval: false`) are not run, exactly as `nbdev_test` skips them,
 so their committed outputs stay empty. The stored outputs are made reproducible and light:
 
-- one thread and fixed seeds in the notebooks, so numbers repeat run after run (see `tests/test_rendered.py`);
-- no progress bars (`TQDM_DISABLE=1`, and the bars of code that asks for them are dropped), no machine paths (the repository, temporary folders and the home
-  folder are replaced by `<repo>`, `<tmp>` and `~`);
+- each notebook in a fresh process, on one thread, with Python's, numpy's and torch's generators seeded with 0
+  before its first cell, so numbers repeat run after run (`tests/test_rendered.py` checks the deterministic
+  notebooks against a fresh run);
+- no progress bars (`TQDM_DISABLE=1`, and the bars of code that asks for them are dropped), no machine paths
+  (the repository, temporary folders and the home folder are replaced by `<repo>`, `<tmp>` and `~`);
 - figures as plain PNG (not retina), re-encoded with a 256-colour palette.
 
 After rendering, `nbdev_clean` removes execution counts and metadata; commit the notebooks.
 """
 from __future__ import annotations
-import base64, io, os, re, sys, tempfile
+import base64, io, os, re, subprocess, sys, tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,6 +113,7 @@ def execute(path: Path):
         if c.cell_type == "code":
             c["outputs"] = []
     shell = CaptureShell(path, mpl_format="png")
+    shell.run("import random, numpy, torch; random.seed(0); numpy.random.seed(0); torch.manual_seed(0)")
     with working_directory(path.parent):
         shell.run_all(nb, exc_stop=True, preproc=skipped)
     for c in nb.cells:
@@ -147,17 +150,29 @@ def render(path: Path):
     write_nb(execute(path), path)
 
 
-def main(argv):
+def run_one(path: Path, check: bool) -> bool:
+    "Render (or `check`) one notebook in this process; False if a check found stale outputs."
     configure_env()
-    check = "--check" in argv
-    paths = [Path(p).resolve() for p in argv if p != "--check"] or sorted((REPO / "nbs").glob("*.ipynb"))
     if check:
-        diffs = [d for p in paths for d in stale_cells(p)]
-        print("\n".join(diffs) or f"up to date: {len(paths)} notebook(s)")
-        sys.exit(1 if diffs else 0)
+        diffs = stale_cells(path)
+        print("\n".join(diffs) or f"up to date: {path.name}")
+        return not diffs
+    render(path)
+    return True
+
+
+def main(argv):
+    "Each notebook runs in a fresh Python process, as a reader's kernel would: no state carries over between them."
+    check, child = "--check" in argv, "--child" in argv
+    paths = [Path(p).resolve() for p in argv if not p.startswith("--")] or sorted((REPO / "nbs").glob("*.ipynb"))
+    if child: sys.exit(0 if run_one(paths[0], check) else 1)
+    ok = True
     for p in paths:
-        print(f"rendering {p.relative_to(REPO)}", flush=True)
-        render(p)
+        if not check: print(f"rendering {p.relative_to(REPO)}", flush=True)
+        r = subprocess.run([sys.executable, __file__, "--child", *(["--check"] if check else []), str(p)])
+        if r.returncode and not check: sys.exit(f"rendering {p.relative_to(REPO)} failed")
+        ok &= r.returncode == 0
+    if check: sys.exit(0 if ok else 1)
     os.chdir(REPO)
     from nbdev.clean import nbdev_clean
     nbdev_clean()

@@ -79,7 +79,8 @@ def cmd_train(a):
         mc, tc = run_settings(a.out)
         res = train(replace(mc, **model_settings(a)), replace(tc, **given), a.data, a.out, resume=True)
     else: res = train(model_config_from(a), TrainConfig(**given), a.data, a.out)
-    print(f"trained {len(res['epochs'])} epochs in {res['seconds']:.1f} s; checkpoint: {res['run_dir']}")
+    n = len(res["epochs"])
+    print(f"trained {n} epoch{'s' * (n != 1)} in {res['seconds']:.1f} s; checkpoint: {res['run_dir']}")
     _list_left_out("sample", [why for _, why in res["skipped"]])
 
 # %% ../nbs/20_cli.ipynb #a7e91f38

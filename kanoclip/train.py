@@ -435,6 +435,6 @@ def _resume_settings(out: Path, mc: KAnoCLIPConfig | None, tc: TrainConfig | Non
     for f in fields(TrainConfig):
         old, new = getattr(saved_tc, f.name), getattr(tc, f.name)
         if old == new or f.name in FREE_SETTINGS: continue
-        if f.name == "epochs" and new > old: notes.append(f"the run was set to {old} epochs; it now goes on to {new}"); continue
+        if f.name == "epochs" and new > old: notes.append(f"the run was set to {old} epoch{'s' * (old != 1)}; it now goes on to {new}"); continue
         raise _refuse(out, f.name, old, new)
     return saved_mc, tc, notes

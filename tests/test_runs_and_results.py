@@ -299,7 +299,7 @@ def test_resume_with_more_epochs_goes_on(capsys, tmp_path, aux):
     assert code == 0, err
     code, out, err = run(capsys, "train", *tiny, "--resume", "--epochs", 2)
     assert code == 0, err
-    assert "resuming" in out and "the run was set to 1 epochs; it now goes on to 2" in out and "trained 1 epochs" in out
+    assert "resuming" in out and "the run was set to 1 epoch; it now goes on to 2" in out and "trained 1 epoch in" in out
     doc = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (doc["train"]["epochs"], doc["train"]["lr"], doc["train"]["seed"]) == (2, 0.002, 5)
     assert [json.loads(l)["epoch"] for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()] == [1, 2]

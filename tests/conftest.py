@@ -1,5 +1,6 @@
 "Shared pytest setup: never touch the network, find the real data folder when it is there, make a folder read-only."
 import os
+import re
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,3 +41,29 @@ def read_only(folder):
         folder.chmod(0o555); undo = lambda: folder.chmod(mode)
     try: yield folder
     finally: undo()
+
+
+def run_cli(capsys, *argv):
+    "Run `kanoclip *argv` in this process: (exit code, stdout, stderr)."
+    from kanoclip.cli import main
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(capsys, *argv, says):
+    "Run a command that must fail as a user error: exit 2, one line on stderr containing every string of `says`."
+    code, out, err = run_cli(capsys, *argv)
+    lines = [l for l in re.split(r"[\r\n]", err) if l and "%|" not in l]    # progress bars aside
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    for s in [says] if isinstance(says, str) else says: assert s in lines[0], err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    "A checkpoint of the tiny model at 112 px, its heads perturbed away from their zero start, for one test module."
+    from kanoclip.model import KAnoCLIP, KAnoCLIPConfig, perturb_
+    d = tmp_path_factory.mktemp("ckpt") / "run"
+    perturb_(KAnoCLIP(KAnoCLIPConfig.tiny(image_size=112)), std=0.05, seed=1).save(d)
+    return d

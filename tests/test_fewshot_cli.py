@@ -5,7 +5,6 @@ input ends the command with one line, before the model is loaded.
 The checkpoint is a tiny model with perturbed heads at 112 px, saved without training; the data are two generated
 categories with normal training images, and the real MVTec AD bottle split where it is there."""
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -14,30 +13,14 @@ import pytest
 import torch
 from PIL import Image
 
-from kanoclip.cli import main
+from conftest import one_line_error, run_cli as run
 from kanoclip.data import load_meta, prepare_dataset
 from kanoclip.evaluate import evaluate
 from kanoclip.fewshot import FewShotDetector
-from kanoclip.model import KAnoCLIP, KAnoCLIPConfig, perturb_
+from kanoclip.model import KAnoCLIP
 from kanoclip.predict import predict_images
 from kanoclip.synthetic import make_synthetic
 
-SIZE = 112
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(capsys, *argv, says):
-    "Run a command that must fail as a user error: exit 2, one line on stderr containing every string of `says`."
-    code, out, err = run(capsys, *argv)
-    lines = [l for l in re.split(r"[\r\n]", err) if l and "%|" not in l]    # progress bars aside
-    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-    for s in [says] if isinstance(says, str) else says: assert s in lines[0], err
-    return lines[0]
 
 
 @pytest.fixture
@@ -45,13 +28,6 @@ def no_model(monkeypatch):
     "Loading a checkpoint fails the test: what is checked here must be checked before the model loads."
     def boom(*a, **k): raise AssertionError("the model was loaded before the references were checked")
     monkeypatch.setattr(KAnoCLIP, "from_checkpoint", boom)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("ckpt") / "run"
-    perturb_(KAnoCLIP(KAnoCLIPConfig.tiny(image_size=SIZE)), std=0.05, seed=1).save(d)
-    return d
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,7 @@ from safetensors.torch import load_file
 
 import kanoclip.data
 import kanoclip.train
-from conftest import read_only
-from kanoclip.cli import main
+from conftest import one_line_error, read_only, run_cli as run
 from kanoclip.data import load_meta, prepare_dataset, write_meta
 from kanoclip.evaluate import evaluate
 from kanoclip.model import KAnoCLIP, KAnoCLIPConfig, perturb_
@@ -32,21 +31,6 @@ SIZE = 112
 TILES = ("--dataset", "folder", "--normal-dir", "MT_Free/Imgs", "--abnormal-dir", "MT_Crack/Imgs", "--mask-dir", "MT_Crack/Imgs")
 
 
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(capsys, *argv, says):
-    "Run a command that must fail as a user error: exit 2, one line on stderr containing every string of `says`."
-    code, out, err = run(capsys, *argv)
-    lines = [l for l in re.split(r"[\r\n]", err) if l and "%|" not in l]    # progress bars aside
-    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-    for s in [says] if isinstance(says, str) else says: assert s in lines[0], err
-    return lines[0]
-
-
 def files_below(folder) -> dict:
     "Relative path -> bytes of every file below `folder`."
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
@@ -56,13 +40,6 @@ def not_called(what):
     "A stand-in for an expensive function that must not run."
     def boom(*a, **k): raise AssertionError(f"{what} ran before the output was checked")
     return boom
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("ckpt") / "run"
-    perturb_(KAnoCLIP(KAnoCLIPConfig.tiny(image_size=SIZE)), std=0.05, seed=1).save(d)
-    return d
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,7 @@ def _decode(path, what: str = "image", reduce: bool = False) -> tuple[Image.Imag
     try:
         with Image.open(path) as im:
             size = im.size
-            if reduce and im.format == "JPEG": im.draft(im.mode, (size[0] // 8, size[1] // 8))
+            if reduce and im.format == "JPEG": im.draft(im.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
             im.load()
             return im, _orientation(im), size
     except Exception as e:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError, ...)

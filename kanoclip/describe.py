@@ -25,17 +25,23 @@ __all__ = ['GENERIC_DESCRIPTIONS', 'MASK_DESCRIBER', 'BUILTIN_SOURCE', 'log', 'm
            'IncompleteKnowledge', 'build_knowledge']
 
 # %% ../nbs/13_describe.ipynb #c045
-def _as_array(x, mode: str | None = None) -> np.ndarray:
-    "Array of an image given as a path (read upright with `load_image`), PIL image or array."
-    if isinstance(x, (str, os.PathLike)): x = load_image(x)
-    if isinstance(x, Image.Image): x = x.convert(mode or ("RGB" if x.mode not in ("L", "RGB") else x.mode))
+def _is_path(x) -> bool: return isinstance(x, (str, os.PathLike))
+
+def _read(image, mask) -> tuple:
+    """Image and mask given as files read as the data loader reads them: both together with `load_pair` (the mask
+    turned with its image's EXIF orientation), or one alone with `load_image` / `load_mask`; other values as given."""
+    if _is_path(image) and _is_path(mask): return load_pair(image, mask)
+    return (load_image(image) if _is_path(image) else image), (load_mask(mask) if _is_path(mask) else mask)
+
+def _as_array(x) -> np.ndarray:
+    "Array of an image given as a PIL image or array."
+    if isinstance(x, Image.Image): x = x.convert("RGB" if x.mode not in ("L", "RGB") else x.mode)
     return np.asarray(x)
 
 def _binary_mask(mask, shape=None) -> np.ndarray:
-    """Boolean mask: a file or PIL image by the datasets' rule (`kanoclip.data`: non-zero is anomalous), an array
-    as bool, float > 0.5 or integer non-zero; resized (nearest) to `shape` (H, W) if given."""
-    if isinstance(mask, (str, os.PathLike)): m = load_mask(mask)
-    elif isinstance(mask, Image.Image): m = _mask_array(mask)
+    """Boolean mask: a PIL image by the datasets' rule (`kanoclip.data`: non-zero is anomalous), an array as bool,
+    float > 0.5 or integer non-zero; resized (nearest) to `shape` (H, W) if given."""
+    if isinstance(mask, Image.Image): m = _mask_array(mask)
     else:
         m = np.asarray(mask)
         if m.ndim == 3: m = m.max(-1)
@@ -107,6 +113,7 @@ def _colour(img: np.ndarray, mask: np.ndarray) -> dict:
 # %% ../nbs/13_describe.ipynb #c053
 def mask_properties(mask, image=None) -> dict | None:
     "Location, size, shape, regions and colour of the anomaly in `mask` (None if empty); colour needs `image`."
+    image, mask = _read(image, mask)
     img = None if image is None else _as_array(image)
     if img is not None and img.ndim == 3 and img.shape[-1] == 4: img = img[..., :3]
     m = _binary_mask(mask, None if img is None else img.shape[:2])
@@ -213,7 +220,7 @@ def _plan(kb, classes, samples, root, llm, vqa, n_llm, m_vqa, unknown_classes, b
                           lambda i=img, c=s["cls_name"]: (describe_image(vqa, i, c, m_vqa), f"{vqa.model} @ {vqa.safe_endpoint}")))
         elif s.get("mask_path"):
             tasks.append(("images", s["img_path"], s["cls_name"], lambda i=img, mp=Path(root or ".") / s["mask_path"],
-                          c=s["cls_name"]: ([d] if (d := describe_mask(*load_pair(i, mp), c)) else [], "mask")))
+                          c=s["cls_name"]: ([d] if (d := describe_mask(i, mp, c)) else [], "mask")))
     return tasks
 
 # %% ../nbs/13_describe.ipynb #c064

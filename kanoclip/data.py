@@ -254,7 +254,6 @@ class DatasetReport:
     stats: dict                                             # {split: {cls: {normal, anomalous, masks, empty_masks, mask_area, bad}}}
     bad: list = field(default_factory=list)                 # (img_path, reason) of every sample with an unusable file
     empty_masks: list = field(default_factory=list)         # (img_path, mask_path) of anomalous images whose mask is all zero
-    bad_keys: set = field(default_factory=set, repr=False)  # (split, cls, index in its list) of the bad samples
 
 def _check_sample(root: Path, s: dict) -> tuple[str | None, float | None]:
     "(why sample `s` cannot be used, or None; anomalous-pixel fraction of its mask, or None): every file decoded."
@@ -277,16 +276,16 @@ def _cpus() -> int:
 def check_dataset(meta: dict, root, workers: int | None = None, progress: bool = False) -> DatasetReport:
     "Decode every image and mask of index `meta` (paths under `root`) with `workers` threads; see above."
     root, workers = Path(root), workers or min(8, _cpus())
-    items = [(split, c, i, s) for split, classes in meta.items() for c, v in classes.items() for i, s in enumerate(v)]
+    items = [(split, c, s) for split, classes in meta.items() for c, v in classes.items() for s in v]
     with ThreadPoolExecutor(workers) as ex:
-        results = list(tqdm(ex.map(lambda it: _check_sample(root, it[3]), items), total=len(items),
+        results = list(tqdm(ex.map(lambda it: _check_sample(root, it[2]), items), total=len(items),
                             desc="checking files", unit="img", disable=None if progress else True))
     rep = DatasetReport({split: {c: dict(normal=0, anomalous=0, masks=0, empty_masks=0, mask_area=None, bad=0)
                                  for c in classes} for split, classes in meta.items()})
     areas = {}
-    for (split, c, i, s), (why, area) in zip(items, results):
+    for (split, c, s), (why, area) in zip(items, results):
         st = rep.stats[split][c]
-        if why: st["bad"] += 1; rep.bad.append((s["img_path"], why)); rep.bad_keys.add((split, c, i)); continue
+        if why: st["bad"] += 1; rep.bad.append((s["img_path"], why)); continue
         st["anomalous" if s["anomaly"] else "normal"] += 1
         if area is None or not s["anomaly"]: continue
         st["masks"] += 1; areas.setdefault((split, c), []).append(area)
@@ -300,14 +299,15 @@ def _some(items: list, limit: int) -> str:
     return "; ".join(items[:limit]) + (f"; and {len(items) - limit} more" if len(items) > limit else "")
 
 @patch
-def without_bad(self: DatasetReport, meta: dict) -> dict:
-    "`meta` without the samples this report found bad."
-    return {split: {c: [s for i, s in enumerate(v) if (split, c, i) not in self.bad_keys] for c, v in classes.items()}
-            for split, classes in meta.items()}
+def without_bad(self: DatasetReport, samples: list) -> list:
+    "`samples` without those this report found bad (by image path: a sample's files are checked with its image)."
+    bad = {p for p, _ in self.bad}
+    return [s for s in samples if s["img_path"] not in bad]
 
 @patch
-def bad_error(self: DatasetReport, n: int, limit: int = 20) -> InputError:
-    "One error naming every bad file (the first `limit`, and a count) among `n` indexed samples."
+def bad_error(self: DatasetReport, limit: int = 20) -> InputError:
+    "One error naming every bad file (the first `limit`, and a count) among the samples checked."
+    n = sum(st["normal"] + st["anomalous"] + st["bad"] for classes in self.stats.values() for st in classes.values())
     return InputError(f"{len(self.bad)} of {n} indexed samples have unusable files; meta.json was not written. Fix or remove "
                       f"them, or pass skip_bad=True to index the rest and list them: "
                       + _some([why for _, why in self.bad], limit), fix={"skip_bad": True})
@@ -334,33 +334,33 @@ def table(self: DatasetReport) -> str:
     return "\n".join("  ".join(x.ljust(w[i]) if i < 2 else x.rjust(w[i]) for i, x in enumerate(r)).rstrip() for r in rows)
 
 # %% ../nbs/09_data.ipynb #c024
-def prepare_dataset(name: str, root, write: bool = True, check: bool = True, skip_bad: bool = False,
-                    progress: bool = False, report: bool = False, **folder_kw):
+def prepare_dataset(name: str, root, write: bool = True, skip_bad: bool = False, progress: bool = False,
+                    report: bool = False, **folder_kw):
     """Index dataset `name` in its original layout under `root`, check every file (`check_dataset`), write
     `root/meta.json` unless `write=False` (checked to be writable first). Bad files are one error naming them all,
-    or with `skip_bad` left out.
-    Returns the index, or `(index, DatasetReport)` with `report=True` (then the caller reports the problems;
-    otherwise they are warnings)."""
+    or with `skip_bad` left out (a warning counts them); anomalous images with an empty mask are a warning.
+    Returns the index, or `(index, DatasetReport)` with `report=True` (the caller then lists the samples left out,
+    `bad`, itself instead of the warning that counts them)."""
     key = str(name).lower()
     if key not in DATASETS: raise InputError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+    if folder_kw and key != "folder":
+        raise InputError(f"options {', '.join(sorted(folder_kw))} only apply to the 'folder' dataset, not {key!r}",
+                         arg=sorted(folder_kw)[0])
     root = Path(root).expanduser()
     if not root.is_dir(): raise FileNotFoundError(f"dataset root {root} not found (or not a folder)")
     if write:
         try: check_file_writable(root / "meta.json", arg="root")
         except InputError as e: raise InputError(f"{e}; meta.json goes into the dataset folder: copy the dataset to a folder you can write to", arg="root") from None
-    if folder_kw and key != "folder":
-        raise InputError(f"options {', '.join(sorted(folder_kw))} only apply to the 'folder' dataset, not {key!r}")
     meta = _sort_meta(_PREPARERS[key](root, **folder_kw))
     if not any(meta["test"].values()) and not any(meta["train"].values()):
         raise InputError(f"no images found for dataset {key!r} under {root}")
-    rep = check_dataset(meta, root, progress=progress) if check else None
-    if rep and rep.bad:
-        if not skip_bad: raise rep.bad_error(sum(len(v) for c in meta.values() for v in c.values()))
-        meta = rep.without_bad(meta)
+    rep = check_dataset(meta, root, progress=progress)
+    if rep.bad:
+        if not skip_bad: raise rep.bad_error()
+        meta = {split: {c: rep.without_bad(v) for c, v in classes.items()} for split, classes in meta.items()}
         if not any(v for c in meta.values() for v in c.values()): raise InputError(f"every sample of {key!r} under {root} is bad")
-    if rep and not report:
-        for w in rep.warning_messages(): warnings.warn(w)
-        if rep.bad: warnings.warn(f"left out {len(rep.bad)} samples with unusable files: " + _some([w for _, w in rep.bad], 20))
+    for w in rep.warning_messages(): warnings.warn(w)
+    if rep.bad and not report: warnings.warn(f"left out {len(rep.bad)} samples with unusable files: " + _some([w for _, w in rep.bad], 20))
     if write: write_meta(meta, root)
     return (meta, rep) if report else meta
 
@@ -677,7 +677,7 @@ class AnomalyDataset(Dataset):
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
         self.skipped: list[tuple[str, str]] = []
-        self.samples = self._check([s for c in self.classes for s in meta[split][c]])
+        self.samples = self._check({c: meta[split][c] for c in self.classes})
         if not self.samples:
             raise InputError(f"split {split!r} of {source} has no usable samples" + (f" ({len(self.skipped)} skipped)" if self.skipped else ""))
 
@@ -695,14 +695,15 @@ def _read(self: AnomalyDataset, s: dict):
     return load_pair(ip, self.root / s["mask_path"])
 
 @patch
-def _check(self: AnomalyDataset, samples: list) -> list:
-    "Existence check of every file; with skip_bad, every file decoded (`check_dataset`) and bad samples left out."
+def _check(self: AnomalyDataset, classes: dict) -> list:
+    "The samples of `classes` (`{cls: [sample]}`): files checked to exist; with skip_bad, decoded (`check_dataset`), bad ones left out."
+    samples = [s for v in classes.values() for s in v]
     if self.skip_bad:
-        rep = check_dataset({self.split: {"all": samples}}, self.root, progress=len(samples) >= 500)
+        rep = check_dataset({self.split: classes}, self.root, progress=len(samples) >= 500)
         self.skipped = list(rep.bad)
         if self.skipped:
             warnings.warn(f"skipped {len(self.skipped)} of {len(samples)} samples with unusable files, the first: {self.skipped[0][1]}")
-        return rep.without_bad({self.split: {"all": samples}})[self.split]["all"]
+        return rep.without_bad(samples)
     for s in samples:
         for k, what in (("img_path", "image"), ("mask_path", "mask")):
             if s[k]: _check_file(self.root / s[k], what)

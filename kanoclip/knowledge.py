@@ -119,7 +119,6 @@ class KnowledgeBank:
     def __init__(self, clip_model, tokenizer, kb, classes=None, device=None, batch_size: int = 64):
         kb = load_knowledge(kb) if isinstance(kb, (str, os.PathLike)) else validate_knowledge(kb)
         texts: dict[str, list[str]] = {c: list(e["llm"]) for c, e in kb["classes"].items()}
-        self.n_llm = {c: len(t) for c, t in texts.items()}
         for path, e in kb.get("images", {}).items(): texts.setdefault(_image_class(path, e), []).extend(e["vqa"])
         self.classes = list(texts) if classes is None else list(dict.fromkeys(classes))
         for c in self.classes:

@@ -228,24 +228,11 @@ class IncompleteKnowledge(KnowledgeError):
     "Some classes or images got no descriptions; the file holds the rest and a rerun retries the missing ones."
 
 log = logging.getLogger("kanoclip.describe")
-_ITEM_ERRORS = (MalformedAnswer, FileNotFoundError, OSError, ValueError)
+_ITEM_ERRORS = (MalformedAnswer, OSError, ValueError)   # what goes wrong with one item (a missing file is an OSError)
 
-def build_knowledge(out_path, classes=None, images=None, root=None, llm=None, vqa=None, n_llm: int = 5,
-                    m_vqa: int = 1, unknown_classes: str = "error", builtin=None, strict: bool = True,
-                    overwrite: bool = False, progress: bool = True) -> dict:
-    "Build (or resume) the LLM-VQA knowledge base at `out_path` for `classes` and the anomalous `images`."
-    if n_llm < 1 or m_vqa < 1: raise InputError(f"n_llm and m_vqa must be >= 1, got {n_llm} and {m_vqa}", arg="n_llm" if n_llm < 1 else "m_vqa")
-    if unknown_classes not in ("error", "generic"): raise ValueError(f"unknown_classes must be 'error' or 'generic', got {unknown_classes!r}")
-    llm, vqa, samples = _client(llm, "llm"), _client(vqa, "vqa"), _check_samples(images)
-    classes = list(dict.fromkeys([*(classes or []), *(s["cls_name"] for s in samples)]))
-    if not classes: raise InputError("no classes to describe: give classes, or images of some")
-    out, resuming = check_file_writable(out_path, arg="out_path"), Path(out_path).exists() and not overwrite
-    kb = load_knowledge(out) if resuming else empty_knowledge()
-    tasks = _plan(kb, classes, samples, root, llm, vqa, n_llm, m_vqa, unknown_classes, builtin)
-    if resuming and progress: print(f"resuming {out}: {len(kb['classes'])} classes and {len(kb['images'])} images already "
-                                    f"described, {len(tasks)} to go")
-    from kanoclip import __version__
-    kb["meta"].update(format="kanoclip-knowledge", kanoclip=__version__, **_source_meta(llm, vqa, n_llm, m_vqa))
+def _run(kb: dict, tasks: list, out: Path, progress: bool) -> list[str]:
+    """Run the `tasks` of `_plan` into `kb`, saving it at `out` after every endpoint answer (every second for the
+    offline sources) and once more however the run ends; returns the problems, one per item that got nothing."""
     problems, skipped, last = [], 0, time.monotonic()
     try:
         for part, key, cls, run in tqdm(tasks, desc="knowledge", unit="item", disable=not progress):
@@ -265,7 +252,27 @@ def build_knowledge(out_path, classes=None, images=None, root=None, llm=None, vq
         kb["meta"]["problems"] = problems
         if skipped: kb["meta"]["skipped_empty_masks"] = skipped
         save_knowledge(kb, out)
-    if problems and strict:
+    return problems
+
+# %% ../nbs/13_describe.ipynb #92a66ae9
+def build_knowledge(out_path, classes=None, images=None, root=None, llm=None, vqa=None, n_llm: int = 5,
+                    m_vqa: int = 1, unknown_classes: str = "error", builtin=None, overwrite: bool = False,
+                    progress: bool = True) -> dict:
+    "Build (or resume) the LLM-VQA knowledge base at `out_path` for `classes` and the anomalous `images`."
+    if n_llm < 1 or m_vqa < 1: raise InputError(f"n_llm and m_vqa must be >= 1, got {n_llm} and {m_vqa}", arg="n_llm" if n_llm < 1 else "m_vqa")
+    if unknown_classes not in ("error", "generic"): raise ValueError(f"unknown_classes must be 'error' or 'generic', got {unknown_classes!r}")
+    llm, vqa, samples = _client(llm, "llm"), _client(vqa, "vqa"), _check_samples(images)
+    classes = list(dict.fromkeys([*(classes or []), *(s["cls_name"] for s in samples)]))
+    if not classes: raise InputError("no classes to describe: give classes, or images of some")
+    out, resuming = check_file_writable(out_path, arg="out_path"), Path(out_path).exists() and not overwrite
+    kb = load_knowledge(out) if resuming else empty_knowledge()
+    tasks = _plan(kb, classes, samples, root, llm, vqa, n_llm, m_vqa, unknown_classes, builtin)
+    if resuming and progress: print(f"resuming {out}: {len(kb['classes'])} classes and {len(kb['images'])} images already "
+                                    f"described, {len(tasks)} to go")
+    from kanoclip import __version__
+    kb["meta"].update(format="kanoclip-knowledge", kanoclip=__version__, **_source_meta(llm, vqa, n_llm, m_vqa))
+    problems = _run(kb, tasks, out, progress)
+    if problems:
         raise IncompleteKnowledge(f"{out}: {len(problems)} item(s) got no descriptions (rerun to retry them): "
                                   + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
     return kb

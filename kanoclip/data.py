@@ -475,7 +475,9 @@ def _dagm(root: Path) -> dict:
 # %% ../nbs/09_data.ipynb #c048
 MASK_DIRS = ("anomaly_mask", "label", "mask", "masks", "ground_truth")
 
-def _img_dir(d: Path) -> Path: return d / "img" if (d / "img").is_dir() else d
+def _img_dir(d: Path, sub: str | None = "img") -> Path:
+    "The folder holding the images of `d`: its `sub` folder when there is one (MVFA-AD's img/, COVID-19's images/)."
+    return d / sub if sub and (d / sub).is_dir() else d
 
 def _test_base(root: Path) -> Path | None:
     "`root` if it holds test/, else its only sub-folder that does (re-laid copies nest a class folder), else None."
@@ -505,13 +507,14 @@ def _medical(root: Path, cls: str, dataset: str, masks: bool | None) -> dict:
     return meta
 
 # %% ../nbs/09_data.ipynb #c051
-def _yes_no(root: Path, cls: str) -> dict | None:
-    "Kaggle-style `yes/` (anomalous) and `no/` (normal) folders in `root` or one folder below; None if absent."
+def _yes_no(root: Path, cls: str, normal=("no",), anomalous=("yes",), sub: str | None = None) -> dict | None:
+    """Kaggle-style class folders in `root` or one folder below: one named (any case) like `normal`, one like
+    `anomalous` (by default `no/` and `yes/`), images in their `sub` folder when there is one; None if absent."""
     for base in [root] + _subdirs(root):
         names = {d.name.lower(): d for d in _subdirs(base)}
-        if "yes" in names and "no" in names:
-            test = [_sample(root, im, None, cls, "", 0) for im in _images(names["no"])]
-            test += [_sample(root, im, None, cls, "", 1) for im in _images(names["yes"])]
+        nd, ad = (next((names[k] for k in words if k in names), None) for words in (normal, anomalous))
+        if nd and ad:
+            test = [_sample(root, im, None, cls, "", y) for y, d in ((0, nd), (1, ad)) for im in _images(_img_dir(d, sub))]
             return {"train": {cls: []}, "test": {cls: test}}
     return None
 
@@ -533,18 +536,10 @@ def _br35h(root):
     if m := _yes_no(root, "brain"): return m
     raise InputError(f"no Br35H folders under {root}: expected yes/*.jpg (tumour) and no/*.jpg (normal), or test/good and test/Ungood")
 
-def _img_dir_named(d: Path) -> Path: return d / "images" if (d / "images").is_dir() else d
-
 @_preparer("covid19")
 def _covid19(root):
     if _test_base(root): return _medical(root, "chest", "COVID-19", masks=False)
-    for base in [root] + _subdirs(root):
-        names = {d.name.lower(): d for d in _subdirs(base)}
-        normal, covid = names.get("normal"), next((names[k] for k in ("covid", "covid-19", "covid19") if k in names), None)
-        if normal and covid:
-            test = [_sample(root, im, None, "chest", "", 0) for im in _images(_img_dir_named(normal))]
-            test += [_sample(root, im, None, "chest", "", 1) for im in _images(_img_dir_named(covid))]
-            return {"train": {"chest": []}, "test": {"chest": test}}
+    if m := _yes_no(root, "chest", normal=("normal",), anomalous=("covid", "covid-19", "covid19"), sub="images"): return m
     raise InputError(f"no COVID-19 Radiography folders under {root}: expected Normal/images/*.png and COVID/images/*.png "
                      "(or NORMAL/*.png and COVID/*.png), or test/good and test/Ungood")
 

@@ -206,6 +206,20 @@ def _bad(source, where, sample, why):
     s = repr(sample); s = s if len(s) <= 200 else s[:197] + "..."
     return InputError(f"{source}: {where}: {why}: {s}")
 
+def _checked_sample(s, source, where: str) -> dict:
+    "Sample `s` checked and normalised (rules above); errors name `source` and `where` it is."
+    if not isinstance(s, dict): raise _bad(source, where, s, "a sample must be an object")
+    for k in ("img_path", "cls_name", "anomaly"):
+        if k not in s: raise _bad(source, where, s, f"missing key {k!r}")
+    if not isinstance(s["img_path"], str) or not s["img_path"]: raise _bad(source, where, s, "img_path must be a non-empty string")
+    a = s["anomaly"]
+    if isinstance(a, bool): a = int(a)
+    if not (isinstance(a, (int, float)) and a in (0, 1)): raise _bad(source, where, s, "anomaly must be 0 or 1")
+    mp, sp = s.get("mask_path") or "", s.get("specie_name") or ""
+    if not isinstance(mp, str) or not isinstance(sp, str): raise _bad(source, where, s, "mask_path and specie_name must be strings")
+    return dict(img_path=s["img_path"], mask_path=mp, cls_name=str(s["cls_name"]), specie_name=sp, anomaly=int(a))
+
+# %% ../nbs/09_data.ipynb #a67196be
 def validate_meta(meta, source="meta.json") -> dict:
     "Check a meta.json dict (AnomalyCLIP / April-GAN format) and return it normalised (see above)."
     if not isinstance(meta, dict):
@@ -220,19 +234,7 @@ def validate_meta(meta, source="meta.json") -> dict:
         for cls, samples in classes.items():
             where = f"split {split!r}, class {cls!r}"
             if not isinstance(samples, list): raise InputError(f"{source}: {where}: expected a list of samples")
-            norm = out[key][str(cls)] = []
-            for i, s in enumerate(samples):
-                w = f"{where}, sample {i}"
-                if not isinstance(s, dict): raise _bad(source, w, s, "a sample must be an object")
-                for k in ("img_path", "cls_name", "anomaly"):
-                    if k not in s: raise _bad(source, w, s, f"missing key {k!r}")
-                if not isinstance(s["img_path"], str) or not s["img_path"]: raise _bad(source, w, s, "img_path must be a non-empty string")
-                a = s["anomaly"]
-                if isinstance(a, bool): a = int(a)
-                if not (isinstance(a, (int, float)) and a in (0, 1)): raise _bad(source, w, s, "anomaly must be 0 or 1")
-                mp, sp = s.get("mask_path") or "", s.get("specie_name") or ""
-                if not isinstance(mp, str) or not isinstance(sp, str): raise _bad(source, w, s, "mask_path and specie_name must be strings")
-                norm.append(dict(img_path=s["img_path"], mask_path=mp, cls_name=str(s["cls_name"]), specie_name=sp, anomaly=int(a)))
+            out[key][str(cls)] = [_checked_sample(s, source, f"{where}, sample {i}") for i, s in enumerate(samples)]
     if not any(k in out for k in SPLITS):
         raise InputError(f"{source}: no 'train' or 'test' split (found {list(meta)})")
     return out
@@ -611,6 +613,15 @@ def _folder_dirs(root: Path, normal_dir, abnormal_dir, mask_dir) -> tuple:
     return tuple(out)
 
 # %% ../nbs/09_data.ipynb #ea86f878
+def _in_dir(p: Path, d: Path | None) -> bool: return d is not None and _inside(p.parent, d)
+
+def _listed(found: list, d: Path, opt: str, companion_masks: set, md: Path | None) -> list[Path]:
+    "The images of folder `d` (option `opt`) among `found`: no mask beside an image, nothing from a separate mask folder `md` below `d`."
+    sep = md is not None and _inside(md, d) and not _inside(d, md)
+    ims = [p for p in found if p not in companion_masks and not (sep and _in_dir(p, md))]
+    if not ims: raise InputError(f"folder dataset: {opt} {d} holds no images ({', '.join(IMG_EXTS)})")
+    return ims
+
 def _folder_mask(im: Path, ad: Path, md: Path, masks: dict, clash: bool) -> Path:
     "Mask of anomalous image `im` (under `ad`) in `masks`: the mirrored sub-folder of `md` first, then its top."
     sub = im.parent.relative_to(ad).as_posix()
@@ -623,28 +634,22 @@ def _folder_mask(im: Path, ad: Path, md: Path, masks: dict, clash: bool) -> Path
     raise FileNotFoundError(f"no mask for anomalous image {im}: expected {md / sub / im.stem}.png "
                             f"or {md / sub / im.stem}_mask.png (matched by file stem)")
 
+# %% ../nbs/09_data.ipynb #a452e3b0
 @_preparer("folder")
 def _folder(root: Path, normal_dir=None, abnormal_dir=None, mask_dir=None, class_name=None) -> dict:
     nd, ad, md = _folder_dirs(root, normal_dir, abnormal_dir, mask_dir)
     found = {d: _images(d, recursive=True) for d in (nd, ad) if d}
     pairs = _companions([p for ps in found.values() for p in ps])
     companion_masks = set(pairs.values())
-    in_md = lambda p: md is not None and _inside(p.parent, md)
-    def listed(d, opt):
-        "Images of folder `d`: no mask beside an image, nothing from a separate mask folder below `d`."
-        sep = md is not None and _inside(md, d) and not _inside(d, md)
-        ims = [p for p in found[d] if p not in companion_masks and not (sep and in_md(p))]
-        if not ims: raise InputError(f"folder dataset: {opt} {d} holds no images ({', '.join(IMG_EXTS)})")
-        return ims
     cls = class_name or root.resolve().name
-    test = [_sample(root, im, None, cls, "", 0) for im in (listed(nd, "normal_dir") if nd else [])]
-    bad = listed(ad, "abnormal_dir") if ad else []
-    separate = md is not None and not all(in_md(im) for im in bad)     # some masks in a folder of their own
+    test = [_sample(root, im, None, cls, "", 0) for im in (_listed(found[nd], nd, "normal_dir", companion_masks, md) if nd else [])]
+    bad = _listed(found[ad], ad, "abnormal_dir", companion_masks, md) if ad else []
+    separate = md is not None and not all(_in_dir(im, md) for im in bad)    # some masks in a folder of their own
     masks = {(p.parent.relative_to(md).as_posix(), p.stem): p for p in _images(md, recursive=True)} if separate else {}
     stems = Counter(im.stem for im in bad)
     for im in bad:
         if md is None: m = None
-        elif in_md(im):                                    # masks beside their images
+        elif _in_dir(im, md):                                  # masks beside their images
             if im not in pairs: raise FileNotFoundError(f"no mask for anomalous image {im}: expected {im.with_suffix('.png')} "
                                                         f"or {im.parent / im.stem}_mask.png beside it")
             m = pairs[im]

@@ -15,6 +15,7 @@ from PIL import Image
 from fastcore.basics import patch
 
 from .backbone import InputError
+from .data import load_image, _orientation
 from .prompts import clean_class_name
 
 # %% auto #0
@@ -85,12 +86,13 @@ class EndpointError(KnowledgeError):
 class MalformedAnswer(KnowledgeError):
     "The endpoint answered, but not with what was asked (bad JSON, no choices, too few descriptions)."
 
-# %% ../nbs/12_chat.ipynb #c031
+# %% ../nbs/12_chat.ipynb #3a97fb3c
 def _safe_url(url: str) -> str:
     "`url` without user info, query or fragment (where credentials may hide)."
     u = urlsplit(url)
     return urlunsplit((u.scheme, u.hostname + (f":{u.port}" if u.port else "") if u.hostname else u.netloc, u.path, "", ""))
 
+# %% ../nbs/12_chat.ipynb #c031
 @dataclass
 class ChatClient:
     "An OpenAI-compatible chat-completions endpoint, with retries and backoff."
@@ -205,25 +207,26 @@ def chat(self: ChatClient, messages: list[dict]) -> str:
 # %% ../nbs/12_chat.ipynb #c038
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
-def image_data_url(path, max_side: int | None = None) -> str:
-    "`data:` URL of the image file at `path` (PNG/JPEG as is, others as PNG; shrunk to `max_side` if given)."
+def _sendable_as_is(p: Path) -> bool:
+    "Is the PNG/JPEG file `p` stored upright in 8-bit grayscale or RGB (what every endpoint shows as the loader reads it)?"
+    with Image.open(p) as im: return im.mode in ("L", "RGB") and _orientation(im) == 1
+
+def image_data_url(path) -> str:
+    "`data:` URL of the image file at `path` (see above: the file as it is, or the PNG of `load_image`)."
     p = Path(path)
     if not p.is_file(): raise FileNotFoundError(f"image not found: {p}")
     mime = _MIME.get(p.suffix.lower())
-    if mime and max_side is None: data = p.read_bytes()
-    else:
-        im = Image.open(p); im = im.convert("RGB" if im.mode not in ("L", "RGB") else im.mode)
-        if max_side and max(im.size) > max_side: im.thumbnail((max_side, max_side))
-        buf = io.BytesIO(); im.save(buf, "PNG"); data, mime = buf.getvalue(), "image/png"
+    if mime and _sendable_as_is(p): data = p.read_bytes()
+    else: buf = io.BytesIO(); load_image(p).save(buf, "PNG"); data, mime = buf.getvalue(), "image/png"
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 # %% ../nbs/12_chat.ipynb #c041
-def _content(question: str, image=None, max_side=None):
+def _content(question: str, image=None):
     if image is None: return question
-    return [{"type": "text", "text": question}, {"type": "image_url", "image_url": {"url": image_data_url(image, max_side)}}]
+    return [{"type": "text", "text": question}, {"type": "image_url", "image_url": {"url": image_data_url(image)}}]
 
-def _ask(client: ChatClient, what: str, question: str, k: int, image=None, max_side=None) -> list[str]:
-    try: text = client.chat([{"role": "user", "content": _content(question, image, max_side)}])
+def _ask(client: ChatClient, what: str, question: str, k: int, image=None) -> list[str]:
+    try: text = client.chat([{"role": "user", "content": _content(question, image)}])
     except MalformedAnswer as e: raise MalformedAnswer(f"{what}: {e}") from None
     got = parse_descriptions(text, k)
     if len(got) < k:
@@ -234,6 +237,6 @@ def describe_class(client: ChatClient, cls: str, n: int = 5) -> list[str]:
     "`n` LLM descriptions of anomalies of class `cls` (paper §2.2.1)."
     return _ask(client, f"class {cls!r}", llm_question(cls, n), n)
 
-def describe_image(client: ChatClient, image, cls: str, m: int = 1, max_side: int | None = None) -> list[str]:
+def describe_image(client: ChatClient, image, cls: str, m: int = 1) -> list[str]:
     "`m` VQA descriptions of the anomalies in the image file `image` of class `cls` (paper §2.2.1)."
-    return _ask(client, f"image {str(image)!r}", vqa_question(cls, m), m, image=image, max_side=max_side)
+    return _ask(client, f"image {str(image)!r}", vqa_question(cls, m), m, image=image)

@@ -44,14 +44,12 @@ def cmd_prepare(a):
     from kanoclip.data import prepare_dataset
     kw = {k: v for k, v in dict(normal_dir=a.normal_dir, abnormal_dir=a.abnormal_dir, mask_dir=a.mask_dir,
                                 class_name=a.class_name).items() if v is not None}
-    if kw and a.dataset != "folder": raise UsageError(f"kanoclip prepare: error: --{next(iter(kw)).replace('_', '-')} only applies to --dataset folder")
     meta, rep = prepare_dataset(a.dataset, a.root, skip_bad=a.skip_bad, progress=True, report=True, **kw)
     test = [s for v in meta["test"].values() for s in v]
     print(f"wrote {Path(a.root) / 'meta.json'}: {len(meta['test'])} classes, {len(test)} test images "
           f"({sum(s['anomaly'] for s in test)} anomalous), {sum(len(v) for v in meta['train'].values())} train images")
     print(rep.table())
     _list_left_out("sample", [why for _, why in rep.bad])
-    for w in rep.warning_messages(): print(f"kanoclip prepare: warning: {w}", file=sys.stderr)
 
 # %% ../nbs/20_cli.ipynb #c011
 def model_settings(a) -> dict:

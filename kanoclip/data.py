@@ -66,7 +66,7 @@ def _decode(path, what: str = "image", reduce: bool = False) -> tuple[Image.Imag
     try:
         with Image.open(path) as im:
             size = im.size
-            if reduce and im.format == "JPEG": im.draft(im.mode, (size[0] // 8, size[1] // 8))
+            if reduce and im.format == "JPEG": im.draft(im.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
             im.load()
             return im, _orientation(im), size
     except Exception as e:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError, ...)
@@ -206,6 +206,20 @@ def _bad(source, where, sample, why):
     s = repr(sample); s = s if len(s) <= 200 else s[:197] + "..."
     return InputError(f"{source}: {where}: {why}: {s}")
 
+def _checked_sample(s, source, where: str) -> dict:
+    "Sample `s` checked and normalised (rules above); errors name `source` and `where` it is."
+    if not isinstance(s, dict): raise _bad(source, where, s, "a sample must be an object")
+    for k in ("img_path", "cls_name", "anomaly"):
+        if k not in s: raise _bad(source, where, s, f"missing key {k!r}")
+    if not isinstance(s["img_path"], str) or not s["img_path"]: raise _bad(source, where, s, "img_path must be a non-empty string")
+    a = s["anomaly"]
+    if isinstance(a, bool): a = int(a)
+    if not (isinstance(a, (int, float)) and a in (0, 1)): raise _bad(source, where, s, "anomaly must be 0 or 1")
+    mp, sp = s.get("mask_path") or "", s.get("specie_name") or ""
+    if not isinstance(mp, str) or not isinstance(sp, str): raise _bad(source, where, s, "mask_path and specie_name must be strings")
+    return dict(img_path=s["img_path"], mask_path=mp, cls_name=str(s["cls_name"]), specie_name=sp, anomaly=int(a))
+
+# %% ../nbs/09_data.ipynb #a67196be
 def validate_meta(meta, source="meta.json") -> dict:
     "Check a meta.json dict (AnomalyCLIP / April-GAN format) and return it normalised (see above)."
     if not isinstance(meta, dict):
@@ -220,19 +234,7 @@ def validate_meta(meta, source="meta.json") -> dict:
         for cls, samples in classes.items():
             where = f"split {split!r}, class {cls!r}"
             if not isinstance(samples, list): raise InputError(f"{source}: {where}: expected a list of samples")
-            norm = out[key][str(cls)] = []
-            for i, s in enumerate(samples):
-                w = f"{where}, sample {i}"
-                if not isinstance(s, dict): raise _bad(source, w, s, "a sample must be an object")
-                for k in ("img_path", "cls_name", "anomaly"):
-                    if k not in s: raise _bad(source, w, s, f"missing key {k!r}")
-                if not isinstance(s["img_path"], str) or not s["img_path"]: raise _bad(source, w, s, "img_path must be a non-empty string")
-                a = s["anomaly"]
-                if isinstance(a, bool): a = int(a)
-                if not (isinstance(a, (int, float)) and a in (0, 1)): raise _bad(source, w, s, "anomaly must be 0 or 1")
-                mp, sp = s.get("mask_path") or "", s.get("specie_name") or ""
-                if not isinstance(mp, str) or not isinstance(sp, str): raise _bad(source, w, s, "mask_path and specie_name must be strings")
-                norm.append(dict(img_path=s["img_path"], mask_path=mp, cls_name=str(s["cls_name"]), specie_name=sp, anomaly=int(a)))
+            out[key][str(cls)] = [_checked_sample(s, source, f"{where}, sample {i}") for i, s in enumerate(samples)]
     if not any(k in out for k in SPLITS):
         raise InputError(f"{source}: no 'train' or 'test' split (found {list(meta)})")
     return out
@@ -254,7 +256,6 @@ class DatasetReport:
     stats: dict                                             # {split: {cls: {normal, anomalous, masks, empty_masks, mask_area, bad}}}
     bad: list = field(default_factory=list)                 # (img_path, reason) of every sample with an unusable file
     empty_masks: list = field(default_factory=list)         # (img_path, mask_path) of anomalous images whose mask is all zero
-    bad_keys: set = field(default_factory=set, repr=False)  # (split, cls, index in its list) of the bad samples
 
 def _check_sample(root: Path, s: dict) -> tuple[str | None, float | None]:
     "(why sample `s` cannot be used, or None; anomalous-pixel fraction of its mask, or None): every file decoded."
@@ -277,16 +278,16 @@ def _cpus() -> int:
 def check_dataset(meta: dict, root, workers: int | None = None, progress: bool = False) -> DatasetReport:
     "Decode every image and mask of index `meta` (paths under `root`) with `workers` threads; see above."
     root, workers = Path(root), workers or min(8, _cpus())
-    items = [(split, c, i, s) for split, classes in meta.items() for c, v in classes.items() for i, s in enumerate(v)]
+    items = [(split, c, s) for split, classes in meta.items() for c, v in classes.items() for s in v]
     with ThreadPoolExecutor(workers) as ex:
-        results = list(tqdm(ex.map(lambda it: _check_sample(root, it[3]), items), total=len(items),
+        results = list(tqdm(ex.map(lambda it: _check_sample(root, it[2]), items), total=len(items),
                             desc="checking files", unit="img", disable=None if progress else True))
     rep = DatasetReport({split: {c: dict(normal=0, anomalous=0, masks=0, empty_masks=0, mask_area=None, bad=0)
                                  for c in classes} for split, classes in meta.items()})
     areas = {}
-    for (split, c, i, s), (why, area) in zip(items, results):
+    for (split, c, s), (why, area) in zip(items, results):
         st = rep.stats[split][c]
-        if why: st["bad"] += 1; rep.bad.append((s["img_path"], why)); rep.bad_keys.add((split, c, i)); continue
+        if why: st["bad"] += 1; rep.bad.append((s["img_path"], why)); continue
         st["anomalous" if s["anomaly"] else "normal"] += 1
         if area is None or not s["anomaly"]: continue
         st["masks"] += 1; areas.setdefault((split, c), []).append(area)
@@ -300,14 +301,15 @@ def _some(items: list, limit: int) -> str:
     return "; ".join(items[:limit]) + (f"; and {len(items) - limit} more" if len(items) > limit else "")
 
 @patch
-def without_bad(self: DatasetReport, meta: dict) -> dict:
-    "`meta` without the samples this report found bad."
-    return {split: {c: [s for i, s in enumerate(v) if (split, c, i) not in self.bad_keys] for c, v in classes.items()}
-            for split, classes in meta.items()}
+def without_bad(self: DatasetReport, samples: list) -> list:
+    "`samples` without those this report found bad (by image path: a sample's files are checked with its image)."
+    bad = {p for p, _ in self.bad}
+    return [s for s in samples if s["img_path"] not in bad]
 
 @patch
-def bad_error(self: DatasetReport, n: int, limit: int = 20) -> InputError:
-    "One error naming every bad file (the first `limit`, and a count) among `n` indexed samples."
+def bad_error(self: DatasetReport, limit: int = 20) -> InputError:
+    "One error naming every bad file (the first `limit`, and a count) among the samples checked."
+    n = sum(st["normal"] + st["anomalous"] + st["bad"] for classes in self.stats.values() for st in classes.values())
     return InputError(f"{len(self.bad)} of {n} indexed samples have unusable files; meta.json was not written. Fix or remove "
                       f"them, or pass skip_bad=True to index the rest and list them: "
                       + _some([why for _, why in self.bad], limit), fix={"skip_bad": True})
@@ -334,33 +336,33 @@ def table(self: DatasetReport) -> str:
     return "\n".join("  ".join(x.ljust(w[i]) if i < 2 else x.rjust(w[i]) for i, x in enumerate(r)).rstrip() for r in rows)
 
 # %% ../nbs/09_data.ipynb #c024
-def prepare_dataset(name: str, root, write: bool = True, check: bool = True, skip_bad: bool = False,
-                    progress: bool = False, report: bool = False, **folder_kw):
+def prepare_dataset(name: str, root, write: bool = True, skip_bad: bool = False, progress: bool = False,
+                    report: bool = False, **folder_kw):
     """Index dataset `name` in its original layout under `root`, check every file (`check_dataset`), write
     `root/meta.json` unless `write=False` (checked to be writable first). Bad files are one error naming them all,
-    or with `skip_bad` left out.
-    Returns the index, or `(index, DatasetReport)` with `report=True` (then the caller reports the problems;
-    otherwise they are warnings)."""
+    or with `skip_bad` left out (a warning counts them); anomalous images with an empty mask are a warning.
+    Returns the index, or `(index, DatasetReport)` with `report=True` (the caller then lists the samples left out,
+    `bad`, itself instead of the warning that counts them)."""
     key = str(name).lower()
     if key not in DATASETS: raise InputError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+    if folder_kw and key != "folder":
+        raise InputError(f"options {', '.join(sorted(folder_kw))} only apply to the 'folder' dataset, not {key!r}",
+                         arg=sorted(folder_kw)[0])
     root = Path(root).expanduser()
     if not root.is_dir(): raise FileNotFoundError(f"dataset root {root} not found (or not a folder)")
     if write:
         try: check_file_writable(root / "meta.json", arg="root")
         except InputError as e: raise InputError(f"{e}; meta.json goes into the dataset folder: copy the dataset to a folder you can write to", arg="root") from None
-    if folder_kw and key != "folder":
-        raise InputError(f"options {', '.join(sorted(folder_kw))} only apply to the 'folder' dataset, not {key!r}")
     meta = _sort_meta(_PREPARERS[key](root, **folder_kw))
     if not any(meta["test"].values()) and not any(meta["train"].values()):
         raise InputError(f"no images found for dataset {key!r} under {root}")
-    rep = check_dataset(meta, root, progress=progress) if check else None
-    if rep and rep.bad:
-        if not skip_bad: raise rep.bad_error(sum(len(v) for c in meta.values() for v in c.values()))
-        meta = rep.without_bad(meta)
+    rep = check_dataset(meta, root, progress=progress)
+    if rep.bad:
+        if not skip_bad: raise rep.bad_error()
+        meta = {split: {c: rep.without_bad(v) for c, v in classes.items()} for split, classes in meta.items()}
         if not any(v for c in meta.values() for v in c.values()): raise InputError(f"every sample of {key!r} under {root} is bad")
-    if rep and not report:
-        for w in rep.warning_messages(): warnings.warn(w)
-        if rep.bad: warnings.warn(f"left out {len(rep.bad)} samples with unusable files: " + _some([w for _, w in rep.bad], 20))
+    for w in rep.warning_messages(): warnings.warn(w)
+    if rep.bad and not report: warnings.warn(f"left out {len(rep.bad)} samples with unusable files: " + _some([w for _, w in rep.bad], 20))
     if write: write_meta(meta, root)
     return (meta, rep) if report else meta
 
@@ -475,7 +477,9 @@ def _dagm(root: Path) -> dict:
 # %% ../nbs/09_data.ipynb #c048
 MASK_DIRS = ("anomaly_mask", "label", "mask", "masks", "ground_truth")
 
-def _img_dir(d: Path) -> Path: return d / "img" if (d / "img").is_dir() else d
+def _img_dir(d: Path, sub: str | None = "img") -> Path:
+    "The folder holding the images of `d`: its `sub` folder when there is one (MVFA-AD's img/, COVID-19's images/)."
+    return d / sub if sub and (d / sub).is_dir() else d
 
 def _test_base(root: Path) -> Path | None:
     "`root` if it holds test/, else its only sub-folder that does (re-laid copies nest a class folder), else None."
@@ -505,13 +509,14 @@ def _medical(root: Path, cls: str, dataset: str, masks: bool | None) -> dict:
     return meta
 
 # %% ../nbs/09_data.ipynb #c051
-def _yes_no(root: Path, cls: str) -> dict | None:
-    "Kaggle-style `yes/` (anomalous) and `no/` (normal) folders in `root` or one folder below; None if absent."
+def _yes_no(root: Path, cls: str, normal=("no",), anomalous=("yes",), sub: str | None = None) -> dict | None:
+    """Kaggle-style class folders in `root` or one folder below: one named (any case) like `normal`, one like
+    `anomalous` (by default `no/` and `yes/`), images in their `sub` folder when there is one; None if absent."""
     for base in [root] + _subdirs(root):
         names = {d.name.lower(): d for d in _subdirs(base)}
-        if "yes" in names and "no" in names:
-            test = [_sample(root, im, None, cls, "", 0) for im in _images(names["no"])]
-            test += [_sample(root, im, None, cls, "", 1) for im in _images(names["yes"])]
+        nd, ad = (next((names[k] for k in words if k in names), None) for words in (normal, anomalous))
+        if nd and ad:
+            test = [_sample(root, im, None, cls, "", y) for y, d in ((0, nd), (1, ad)) for im in _images(_img_dir(d, sub))]
             return {"train": {cls: []}, "test": {cls: test}}
     return None
 
@@ -533,18 +538,10 @@ def _br35h(root):
     if m := _yes_no(root, "brain"): return m
     raise InputError(f"no Br35H folders under {root}: expected yes/*.jpg (tumour) and no/*.jpg (normal), or test/good and test/Ungood")
 
-def _img_dir_named(d: Path) -> Path: return d / "images" if (d / "images").is_dir() else d
-
 @_preparer("covid19")
 def _covid19(root):
     if _test_base(root): return _medical(root, "chest", "COVID-19", masks=False)
-    for base in [root] + _subdirs(root):
-        names = {d.name.lower(): d for d in _subdirs(base)}
-        normal, covid = names.get("normal"), next((names[k] for k in ("covid", "covid-19", "covid19") if k in names), None)
-        if normal and covid:
-            test = [_sample(root, im, None, "chest", "", 0) for im in _images(_img_dir_named(normal))]
-            test += [_sample(root, im, None, "chest", "", 1) for im in _images(_img_dir_named(covid))]
-            return {"train": {"chest": []}, "test": {"chest": test}}
+    if m := _yes_no(root, "chest", normal=("normal",), anomalous=("covid", "covid-19", "covid19"), sub="images"): return m
     raise InputError(f"no COVID-19 Radiography folders under {root}: expected Normal/images/*.png and COVID/images/*.png "
                      "(or NORMAL/*.png and COVID/*.png), or test/good and test/Ungood")
 
@@ -616,6 +613,15 @@ def _folder_dirs(root: Path, normal_dir, abnormal_dir, mask_dir) -> tuple:
     return tuple(out)
 
 # %% ../nbs/09_data.ipynb #ea86f878
+def _in_dir(p: Path, d: Path | None) -> bool: return d is not None and _inside(p.parent, d)
+
+def _listed(found: list, d: Path, opt: str, companion_masks: set, md: Path | None) -> list[Path]:
+    "The images of folder `d` (option `opt`) among `found`: no mask beside an image, nothing from a separate mask folder `md` below `d`."
+    sep = md is not None and _inside(md, d) and not _inside(d, md)
+    ims = [p for p in found if p not in companion_masks and not (sep and _in_dir(p, md))]
+    if not ims: raise InputError(f"folder dataset: {opt} {d} holds no images ({', '.join(IMG_EXTS)})")
+    return ims
+
 def _folder_mask(im: Path, ad: Path, md: Path, masks: dict, clash: bool) -> Path:
     "Mask of anomalous image `im` (under `ad`) in `masks`: the mirrored sub-folder of `md` first, then its top."
     sub = im.parent.relative_to(ad).as_posix()
@@ -628,28 +634,22 @@ def _folder_mask(im: Path, ad: Path, md: Path, masks: dict, clash: bool) -> Path
     raise FileNotFoundError(f"no mask for anomalous image {im}: expected {md / sub / im.stem}.png "
                             f"or {md / sub / im.stem}_mask.png (matched by file stem)")
 
+# %% ../nbs/09_data.ipynb #a452e3b0
 @_preparer("folder")
 def _folder(root: Path, normal_dir=None, abnormal_dir=None, mask_dir=None, class_name=None) -> dict:
     nd, ad, md = _folder_dirs(root, normal_dir, abnormal_dir, mask_dir)
     found = {d: _images(d, recursive=True) for d in (nd, ad) if d}
     pairs = _companions([p for ps in found.values() for p in ps])
     companion_masks = set(pairs.values())
-    in_md = lambda p: md is not None and _inside(p.parent, md)
-    def listed(d, opt):
-        "Images of folder `d`: no mask beside an image, nothing from a separate mask folder below `d`."
-        sep = md is not None and _inside(md, d) and not _inside(d, md)
-        ims = [p for p in found[d] if p not in companion_masks and not (sep and in_md(p))]
-        if not ims: raise InputError(f"folder dataset: {opt} {d} holds no images ({', '.join(IMG_EXTS)})")
-        return ims
     cls = class_name or root.resolve().name
-    test = [_sample(root, im, None, cls, "", 0) for im in (listed(nd, "normal_dir") if nd else [])]
-    bad = listed(ad, "abnormal_dir") if ad else []
-    separate = md is not None and not all(in_md(im) for im in bad)     # some masks in a folder of their own
+    test = [_sample(root, im, None, cls, "", 0) for im in (_listed(found[nd], nd, "normal_dir", companion_masks, md) if nd else [])]
+    bad = _listed(found[ad], ad, "abnormal_dir", companion_masks, md) if ad else []
+    separate = md is not None and not all(_in_dir(im, md) for im in bad)    # some masks in a folder of their own
     masks = {(p.parent.relative_to(md).as_posix(), p.stem): p for p in _images(md, recursive=True)} if separate else {}
     stems = Counter(im.stem for im in bad)
     for im in bad:
         if md is None: m = None
-        elif in_md(im):                                    # masks beside their images
+        elif _in_dir(im, md):                                  # masks beside their images
             if im not in pairs: raise FileNotFoundError(f"no mask for anomalous image {im}: expected {im.with_suffix('.png')} "
                                                         f"or {im.parent / im.stem}_mask.png beside it")
             m = pairs[im]
@@ -677,7 +677,7 @@ class AnomalyDataset(Dataset):
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
         self.skipped: list[tuple[str, str]] = []
-        self.samples = self._check([s for c in self.classes for s in meta[split][c]])
+        self.samples = self._check({c: meta[split][c] for c in self.classes})
         if not self.samples:
             raise InputError(f"split {split!r} of {source} has no usable samples" + (f" ({len(self.skipped)} skipped)" if self.skipped else ""))
 
@@ -695,14 +695,15 @@ def _read(self: AnomalyDataset, s: dict):
     return load_pair(ip, self.root / s["mask_path"])
 
 @patch
-def _check(self: AnomalyDataset, samples: list) -> list:
-    "Existence check of every file; with skip_bad, every file decoded (`check_dataset`) and bad samples left out."
+def _check(self: AnomalyDataset, classes: dict) -> list:
+    "The samples of `classes` (`{cls: [sample]}`): files checked to exist; with skip_bad, decoded (`check_dataset`), bad ones left out."
+    samples = [s for v in classes.values() for s in v]
     if self.skip_bad:
-        rep = check_dataset({self.split: {"all": samples}}, self.root, progress=len(samples) >= 500)
+        rep = check_dataset({self.split: classes}, self.root, progress=len(samples) >= 500)
         self.skipped = list(rep.bad)
         if self.skipped:
             warnings.warn(f"skipped {len(self.skipped)} of {len(samples)} samples with unusable files, the first: {self.skipped[0][1]}")
-        return rep.without_bad({self.split: {"all": samples}})[self.split]["all"]
+        return rep.without_bad(samples)
     for s in samples:
         for k, what in (("img_path", "image"), ("mask_path", "mask")):
             if s[k]: _check_file(self.root / s[k], what)

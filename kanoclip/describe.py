@@ -25,17 +25,23 @@ __all__ = ['GENERIC_DESCRIPTIONS', 'MASK_DESCRIBER', 'BUILTIN_SOURCE', 'log', 'm
            'IncompleteKnowledge', 'build_knowledge']
 
 # %% ../nbs/13_describe.ipynb #c045
-def _as_array(x, mode: str | None = None) -> np.ndarray:
-    "Array of an image given as a path (read upright with `load_image`), PIL image or array."
-    if isinstance(x, (str, os.PathLike)): x = load_image(x)
-    if isinstance(x, Image.Image): x = x.convert(mode or ("RGB" if x.mode not in ("L", "RGB") else x.mode))
+def _is_path(x) -> bool: return isinstance(x, (str, os.PathLike))
+
+def _read(image, mask) -> tuple:
+    """Image and mask given as files read as the data loader reads them: both together with `load_pair` (the mask
+    turned with its image's EXIF orientation), or one alone with `load_image` / `load_mask`; other values as given."""
+    if _is_path(image) and _is_path(mask): return load_pair(image, mask)
+    return (load_image(image) if _is_path(image) else image), (load_mask(mask) if _is_path(mask) else mask)
+
+def _as_array(x) -> np.ndarray:
+    "Array of an image given as a PIL image or array."
+    if isinstance(x, Image.Image): x = x.convert("RGB" if x.mode not in ("L", "RGB") else x.mode)
     return np.asarray(x)
 
 def _binary_mask(mask, shape=None) -> np.ndarray:
-    """Boolean mask: a file or PIL image by the datasets' rule (`kanoclip.data`: non-zero is anomalous), an array
-    as bool, float > 0.5 or integer non-zero; resized (nearest) to `shape` (H, W) if given."""
-    if isinstance(mask, (str, os.PathLike)): m = load_mask(mask)
-    elif isinstance(mask, Image.Image): m = _mask_array(mask)
+    """Boolean mask: a PIL image by the datasets' rule (`kanoclip.data`: non-zero is anomalous), an array as bool,
+    float > 0.5 or integer non-zero; resized (nearest) to `shape` (H, W) if given."""
+    if isinstance(mask, Image.Image): m = _mask_array(mask)
     else:
         m = np.asarray(mask)
         if m.ndim == 3: m = m.max(-1)
@@ -107,6 +113,7 @@ def _colour(img: np.ndarray, mask: np.ndarray) -> dict:
 # %% ../nbs/13_describe.ipynb #c053
 def mask_properties(mask, image=None) -> dict | None:
     "Location, size, shape, regions and colour of the anomaly in `mask` (None if empty); colour needs `image`."
+    image, mask = _read(image, mask)
     img = None if image is None else _as_array(image)
     if img is not None and img.ndim == 3 and img.shape[-1] == 4: img = img[..., :3]
     m = _binary_mask(mask, None if img is None else img.shape[:2])
@@ -213,7 +220,7 @@ def _plan(kb, classes, samples, root, llm, vqa, n_llm, m_vqa, unknown_classes, b
                           lambda i=img, c=s["cls_name"]: (describe_image(vqa, i, c, m_vqa), f"{vqa.model} @ {vqa.safe_endpoint}")))
         elif s.get("mask_path"):
             tasks.append(("images", s["img_path"], s["cls_name"], lambda i=img, mp=Path(root or ".") / s["mask_path"],
-                          c=s["cls_name"]: ([d] if (d := describe_mask(*load_pair(i, mp), c)) else [], "mask")))
+                          c=s["cls_name"]: ([d] if (d := describe_mask(i, mp, c)) else [], "mask")))
     return tasks
 
 # %% ../nbs/13_describe.ipynb #c064
@@ -221,24 +228,11 @@ class IncompleteKnowledge(KnowledgeError):
     "Some classes or images got no descriptions; the file holds the rest and a rerun retries the missing ones."
 
 log = logging.getLogger("kanoclip.describe")
-_ITEM_ERRORS = (MalformedAnswer, FileNotFoundError, OSError, ValueError)
+_ITEM_ERRORS = (MalformedAnswer, OSError, ValueError)   # what goes wrong with one item (a missing file is an OSError)
 
-def build_knowledge(out_path, classes=None, images=None, root=None, llm=None, vqa=None, n_llm: int = 5,
-                    m_vqa: int = 1, unknown_classes: str = "error", builtin=None, strict: bool = True,
-                    overwrite: bool = False, progress: bool = True) -> dict:
-    "Build (or resume) the LLM-VQA knowledge base at `out_path` for `classes` and the anomalous `images`."
-    if n_llm < 1 or m_vqa < 1: raise InputError(f"n_llm and m_vqa must be >= 1, got {n_llm} and {m_vqa}", arg="n_llm" if n_llm < 1 else "m_vqa")
-    if unknown_classes not in ("error", "generic"): raise ValueError(f"unknown_classes must be 'error' or 'generic', got {unknown_classes!r}")
-    llm, vqa, samples = _client(llm, "llm"), _client(vqa, "vqa"), _check_samples(images)
-    classes = list(dict.fromkeys([*(classes or []), *(s["cls_name"] for s in samples)]))
-    if not classes: raise InputError("no classes to describe: give classes, or images of some")
-    out, resuming = check_file_writable(out_path, arg="out_path"), Path(out_path).exists() and not overwrite
-    kb = load_knowledge(out) if resuming else empty_knowledge()
-    tasks = _plan(kb, classes, samples, root, llm, vqa, n_llm, m_vqa, unknown_classes, builtin)
-    if resuming and progress: print(f"resuming {out}: {len(kb['classes'])} classes and {len(kb['images'])} images already "
-                                    f"described, {len(tasks)} to go")
-    from kanoclip import __version__
-    kb["meta"].update(format="kanoclip-knowledge", kanoclip=__version__, **_source_meta(llm, vqa, n_llm, m_vqa))
+def _run(kb: dict, tasks: list, out: Path, progress: bool) -> list[str]:
+    """Run the `tasks` of `_plan` into `kb`, saving it at `out` after every endpoint answer (every second for the
+    offline sources) and once more however the run ends; returns the problems, one per item that got nothing."""
     problems, skipped, last = [], 0, time.monotonic()
     try:
         for part, key, cls, run in tqdm(tasks, desc="knowledge", unit="item", disable=not progress):
@@ -258,7 +252,27 @@ def build_knowledge(out_path, classes=None, images=None, root=None, llm=None, vq
         kb["meta"]["problems"] = problems
         if skipped: kb["meta"]["skipped_empty_masks"] = skipped
         save_knowledge(kb, out)
-    if problems and strict:
+    return problems
+
+# %% ../nbs/13_describe.ipynb #92a66ae9
+def build_knowledge(out_path, classes=None, images=None, root=None, llm=None, vqa=None, n_llm: int = 5,
+                    m_vqa: int = 1, unknown_classes: str = "error", builtin=None, overwrite: bool = False,
+                    progress: bool = True) -> dict:
+    "Build (or resume) the LLM-VQA knowledge base at `out_path` for `classes` and the anomalous `images`."
+    if n_llm < 1 or m_vqa < 1: raise InputError(f"n_llm and m_vqa must be >= 1, got {n_llm} and {m_vqa}", arg="n_llm" if n_llm < 1 else "m_vqa")
+    if unknown_classes not in ("error", "generic"): raise ValueError(f"unknown_classes must be 'error' or 'generic', got {unknown_classes!r}")
+    llm, vqa, samples = _client(llm, "llm"), _client(vqa, "vqa"), _check_samples(images)
+    classes = list(dict.fromkeys([*(classes or []), *(s["cls_name"] for s in samples)]))
+    if not classes: raise InputError("no classes to describe: give classes, or images of some")
+    out, resuming = check_file_writable(out_path, arg="out_path"), Path(out_path).exists() and not overwrite
+    kb = load_knowledge(out) if resuming else empty_knowledge()
+    tasks = _plan(kb, classes, samples, root, llm, vqa, n_llm, m_vqa, unknown_classes, builtin)
+    if resuming and progress: print(f"resuming {out}: {len(kb['classes'])} classes and {len(kb['images'])} images already "
+                                    f"described, {len(tasks)} to go")
+    from kanoclip import __version__
+    kb["meta"].update(format="kanoclip-knowledge", kanoclip=__version__, **_source_meta(llm, vqa, n_llm, m_vqa))
+    problems = _run(kb, tasks, out, progress)
+    if problems:
         raise IncompleteKnowledge(f"{out}: {len(problems)} item(s) got no descriptions (rerun to retry them): "
                                   + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
     return kb

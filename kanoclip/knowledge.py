@@ -54,15 +54,21 @@ def empty_knowledge() -> dict:
     "A knowledge base with no entries."
     return {"version": KB_VERSION, "classes": {}, "images": {}, "meta": {}}
 
+def _parse_knowledge(text: str, source: str) -> dict:
+    "The knowledge base in JSON `text`, validated, with the optional `images` and `meta` filled in; errors name `source`."
+    try: kb = json.loads(text)
+    except json.JSONDecodeError as e: raise InputError(f"{source}: not valid JSON ({e})") from None
+    validate_knowledge(kb, source)
+    kb.setdefault("images", {}); kb.setdefault("meta", {})
+    return kb
+
 def load_knowledge(path) -> dict:
     "Read and validate the knowledge base JSON at `path`."
     p = Path(path)
     if not p.is_file(): raise FileNotFoundError(f"knowledge base file not found: {p}")
-    try: kb = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise InputError(f"{p}: not valid JSON ({e})") from None
-    validate_knowledge(kb, str(p))
-    kb.setdefault("images", {}); kb.setdefault("meta", {})
-    return kb
+    try: text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e: raise InputError(f"{p}: not valid JSON ({e})") from None
+    return _parse_knowledge(text, str(p))
 
 # %% ../nbs/03_knowledge.ipynb #c010
 def save_knowledge(kb: dict, path) -> Path:
@@ -94,11 +100,7 @@ def builtin_knowledge() -> dict:
     if not res.is_file():
         raise FileNotFoundError(f"the built-in knowledge base kanoclip/assets/{BUILTIN_KNOWLEDGE} is missing from "
                                 f"this installation: reinstall kanoclip, or build one with `kanoclip knowledge`")
-    try: kb = json.loads(res.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e: raise ValueError(f"kanoclip/assets/{BUILTIN_KNOWLEDGE}: not valid JSON ({e})") from None
-    validate_knowledge(kb, f"kanoclip/assets/{BUILTIN_KNOWLEDGE}")
-    kb.setdefault("images", {}); kb.setdefault("meta", {})
-    return kb
+    return _parse_knowledge(res.read_text(encoding="utf-8"), f"kanoclip/assets/{BUILTIN_KNOWLEDGE}")
 
 # %% ../nbs/03_knowledge.ipynb #c019
 def _lookup_class(kb: dict, cls: str) -> str | None:
@@ -119,7 +121,6 @@ class KnowledgeBank:
     def __init__(self, clip_model, tokenizer, kb, classes=None, device=None, batch_size: int = 64):
         kb = load_knowledge(kb) if isinstance(kb, (str, os.PathLike)) else validate_knowledge(kb)
         texts: dict[str, list[str]] = {c: list(e["llm"]) for c, e in kb["classes"].items()}
-        self.n_llm = {c: len(t) for c, t in texts.items()}
         for path, e in kb.get("images", {}).items(): texts.setdefault(_image_class(path, e), []).extend(e["vqa"])
         self.classes = list(texts) if classes is None else list(dict.fromkeys(classes))
         for c in self.classes:

@@ -210,15 +210,14 @@ def dagm_replica(root, variant="kaggle", encoding="0/255", classes=(1, 2, 10)):
 
 
 # ---------------------------------------------------------------- BrainMRI, LiverCT, RESC (MVFA-AD, BMAD)
-MEDICAL = {"brainmri": ("brain", "Brain_AD", "00002_60"), "liverct": ("liver", "Liver_AD", "4_487"),
-           "resc": ("retina", "Retina_RESC_AD", "9_28")}
+MEDICAL = {"brainmri": ("brain", "00002_60"), "liverct": ("liver", "4_487"), "resc": ("retina", "9_28")}  # class, a file stem
 
 
 def medical_replica(root, name="brainmri", variant="mvfa", mode="L"):
     """MVFA-AD: {valid,test}/{good,Ungood}/img/<vol>_<slice>.png, masks test/Ungood/anomaly_mask/<same name> (0/255);
     no train folder. BMAD: train/good/img, {valid,test}/{good,Ungood}/{img,label}. Images grayscale or RGB (`mode`)."""
     r = Replica(root)
-    cls, _, stem = MEDICAL[name]
+    cls, stem = MEDICAL[name]
     vol, sl = stem.split("_")
     s = (16, 16) if name != "resc" else (24, 12)
     masks = "anomaly_mask" if variant == "mvfa" else "label"
@@ -295,7 +294,7 @@ def headct_replica(root, nested=True):
     return r
 
 
-def relaid_replica(root, cls_dir, cls, masks=False):
+def relaid_replica(root, cls_dir, cls):
     """AdaCLIP / AnomalyCLIP re-laid copies of the medical and classification sets: <root>/<cls_dir>/{train/good,
     test/good, test/<defect>} (e.g. HeadCT_anomaly_detection/headct/, Br35h_anomaly_detection/br35h/)."""
     r = Replica(root)

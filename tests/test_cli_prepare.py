@@ -7,13 +7,13 @@ import pytest
 from PIL import Image
 
 from kanoclip.cli import main
+from conftest import one_line_error, run_cli
 from replicas import box_mask, mtd_replica, save, texture
 
 
 def prepare(capsys, root, *args):
-    code = main(["prepare", "--root", str(root), *map(str, args)])
-    out, err = capsys.readouterr()
-    return code, out, err
+    "Run `kanoclip prepare --root ROOT *args` in this process: (exit code, stdout, stderr)."
+    return run_cli(capsys, "prepare", "--root", root, *args)
 
 
 def table_row(out, split, cls):
@@ -50,8 +50,7 @@ def test_magnetic_tiles_masks_beside_images(capsys, tmp_path):
 def test_folder_mistakes_are_one_line_errors(capsys, tmp_path, args, says):
     mtd_replica(tmp_path, n_defect=2, empty=())
     (tmp_path / "MT_Void").mkdir()
-    code, out, err = prepare(capsys, tmp_path, "--dataset", "folder", *args)
-    assert code == 2 and err.count("\n") == 1 and says in err, err
+    one_line_error(capsys, "prepare", "--root", tmp_path, "--dataset", "folder", *args, says=says)
     assert not (tmp_path / "meta.json").exists()
 
 
@@ -73,10 +72,9 @@ def test_bad_files_listed_at_once_then_skipped(capsys, tmp_path):
     zero.write_bytes(b"")
     save(box_mask((5, 5), None), wrong)
     args = ("--dataset", "folder", "--normal-dir", "MT_Free/Imgs", "--abnormal-dir", "MT_Crack/Imgs", "--mask-dir", "MT_Crack/Imgs")
-    code, out, err = prepare(capsys, tmp_path, *args)
-    assert code == 2 and err.count("\n") == 1, err
-    assert "4 of 10 indexed samples have unusable files; meta.json was not written" in err
-    for f in (cut.name, txt.name, f"{zero.name} is empty", f"{wrong.name} is 5x5 but its image"): assert f in err, f
+    one_line_error(capsys, "prepare", "--root", tmp_path, *args, says=[
+        "4 of 10 indexed samples have unusable files; meta.json was not written",
+        cut.name, txt.name, f"{zero.name} is empty", f"{wrong.name} is 5x5 but its image"])
     assert not (tmp_path / "meta.json").exists()
     code, out, err = prepare(capsys, tmp_path, *args, "--skip-bad")
     assert code == 0 and "6 test images (2 anomalous)" in out

@@ -430,3 +430,10 @@ def test_folder_layout_mistakes(tmp_path, kw, says):
     with pytest.raises((ValueError, FileNotFoundError), match=says):
         prepare_dataset("folder", tmp_path, **kw)
     assert not (tmp_path / "meta.json").exists()
+
+
+def test_check_reads_a_jpeg_narrower_than_8_pixels(tmp_path):
+    "The 1/8-scale JPEG decode of the check must not reduce a side below one pixel (a 7x40 JPEG is a valid image)."
+    save(texture((7, 40)), tmp_path / "good/thin.jpg")
+    meta, rep = prepare_dataset("folder", tmp_path, normal_dir="good", report=True, write=False)
+    assert rep.bad == [] and meta_summary(meta)["test"][tmp_path.name] == dict(normal=1, anomalous=0, masks=0)

@@ -21,19 +21,27 @@ def notebook_number(module: str) -> int:
 
 
 def imports(module: str) -> set[str]:
-    "Every module `kanoclip.<module>` imports, at the top or inside a function."
+    """Every module `kanoclip.<module>` imports, at the top or inside a function. nbdev exports `from kanoclip.x import`
+    as the relative `from .x import`: those count as `kanoclip.x`, and `from . import x` as `kanoclip.x`."""
     tree = ast.parse((PKG / f"{module}.py").read_text())
     out = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import): out |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            out.add(node.module)
-            out |= {f"{node.module}.{a.name}" for a in node.names if node.module == "kanoclip"}
+        elif isinstance(node, ast.ImportFrom) and node.level in (0, 1):
+            base = node.module if node.level == 0 else "kanoclip" + (f".{node.module}" if node.module else "")
+            if base is None: continue
+            out.add(base)
+            out |= {f"{base}.{a.name}" for a in node.names if base == "kanoclip"}
     return out
 
 
 def modules() -> list[str]:
     return sorted(p.stem for p in PKG.glob("*.py") if not p.stem.startswith("_"))
+
+
+def test_imports_sees_relative_imports():
+    "The exported modules import each other relatively (`from .data import ...`): the check must see those."
+    assert {"kanoclip.data", "kanoclip.chat", "kanoclip.knowledge"} <= imports("describe")
 
 
 def test_no_module_imports_a_later_notebook():

@@ -4,8 +4,9 @@
     python tools/render_nbs.py nbs/11_metrics.ipynb nbs/14_viz.ipynb
     python tools/render_nbs.py --check nbs/11_metrics.ipynb   # exit 1 if a fresh run prints something else
 
-Cells flagged `#|slow` or `#|gpu` (and `#|eval: false`) are not run, exactly as `nbdev_test` skips them,
-so their committed outputs stay empty. The stored outputs are made reproducible and light:
+Cells flagged with one of settings.ini's `tst_flags` (`#|slow`, `#|gpu`) or `#|eval: false` are not run, exactly
+as `nbdev_test` skips them (directives read by nbdev's own `extract_directives`), so their committed outputs stay
+empty. The stored outputs are made reproducible and light:
 
 - each notebook in a fresh process, on one thread, with Python's, numpy's and torch's generators seeded with 0
   before its first cell, so numbers repeat run after run (`tests/test_rendered.py` checks the deterministic
@@ -20,8 +21,12 @@ from __future__ import annotations
 import base64, io, os, re, subprocess, sys, tempfile
 from pathlib import Path
 
+from fastcore.basics import AttrDict
+from nbdev.config import get_config
+from nbdev.process import extract_directives
+
 REPO = Path(__file__).resolve().parents[1]
-SKIP_FLAGS = {"slow", "gpu"}
+SKIP_FLAGS = set(get_config(path=REPO).tst_flags.split())   # the flags nbdev_test skips (settings.ini: slow, gpu)
 
 
 def configure_env():
@@ -33,20 +38,12 @@ def configure_env():
 
 
 def directives(source: str) -> dict:
-    "The nbdev directives (`#| name args`) at the top of a cell's source."
-    out = {}
-    for line in source.splitlines():
-        m = re.match(r"\s*#\s*\|\s*([\w-]+:?)\s*(.*)", line)
-        if not m:
-            if line.strip():
-                break
-            continue
-        out[m.group(1)] = m.group(2).split()
-    return out
+    "The nbdev directives (`#| name args`) at the top of a cell's source, as nbdev itself reads them."
+    return extract_directives(AttrDict(source=source), remove=False)
 
 
 def runs(source: str) -> bool:
-    "Whether `nbdev_test` runs a code cell with this source (not flagged slow/gpu, not `eval: false`, no nbdev_export call)."
+    "Whether `nbdev_test` runs a code cell with this source (no flag of `tst_flags`, not `eval: false`, no nbdev_export call)."
     d = directives(source)
     return not (SKIP_FLAGS & set(d) or d.get("eval:", [""])[0].lower() == "false" or "nbdev_export(" in source)
 

@@ -19,7 +19,7 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 # %% auto #0
 __all__ = ['TINY_MODEL', 'DEFAULT_BACKBONE', 'DEFAULT_IMAGE_SIZE', 'TINY_CONFIG', 'InputError', 'register_tiny', 'grid_for',
            'resize_pos_embed', 'WeightsUnavailableError', 'resolve_weights', 'Backbone', 'freeze', 'load_clip',
-           'resolve_device', 'default_layers']
+           'resolve_device', 'on_for', 'default_layers']
 
 # %% ../nbs/00_backbone.ipynb #35d4de54
 class InputError(ValueError):
@@ -209,6 +209,11 @@ def resolve_device(name: str) -> torch.device:
     except (RuntimeError, TypeError): raise InputError(f"{name!r} is not a device: use cpu, cuda, cuda:N or auto", arg="device") from None
     if d.type == "cuda" and not torch.cuda.is_available(): raise InputError(f"{name}: CUDA is not available here", arg="device")
     return d
+
+# %% ../nbs/00_backbone.ipynb #2fc19fa8
+def on_for(setting: str, device: torch.device) -> bool:
+    "An `on|off|auto` setting for `device`: auto is on for CUDA."
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
 
 # %% ../nbs/00_backbone.ipynb #c039
 def default_layers(n_layers: int, n_stages: int = 4) -> tuple[int, ...]:

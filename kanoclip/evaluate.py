@@ -122,13 +122,22 @@ def _run_class(model, ds: AnomalyDataset, cls: str, batch_size: int, device, num
 # %% ../nbs/16_evaluate.ipynb #c023
 def _safe_name(cls: str) -> str: return re.sub(r"[^\w.-]", "_", cls) or "class"
 
+def _figure_maps(model, items: list[dict], picks: list, r: dict, cls: str, device, amp: bool = False) -> list:
+    "The maps of the images `picks` (`items`): those `_run_class` kept, the others computed again in one batch."
+    row = np.cumsum(r["keep"]) - 1                              # image i's row among the kept maps
+    maps = [r["maps"][row[i]] if r["keep"][i] else None for i, _ in picks]
+    if redo := [j for j, m in enumerate(maps) if m is None]:
+        _, m = model.predict(torch.stack([items[j]["image"] for j in redo]).to(device), cls, amp=amp)
+        for j, mj in zip(redo, m.float().cpu().numpy()): maps[j] = mj
+    return maps
+
 def _figure_rows(model, ds: AnomalyDataset, cls: str, r: dict, k: int, device, amp: bool = False) -> list[dict]:
-    "Rows of the figure of the `k` best and worst images of a class, their maps computed again."
+    "Rows of the figure of the `k` best and worst images of a class; maps not kept for the metrics are computed again."
     picks = pick_examples(r["scores"], r["labels"], k)
     items = [ds[i] for i, _ in picks]
-    _, maps = model.predict(torch.stack([it["image"] for it in items]).to(device), cls, amp=amp)
+    maps = _figure_maps(model, items, picks, r, cls, device, amp)
     mean, std = ds.mean.flatten().tolist(), ds.std.flatten().tolist()
-    return [dict(image=denormalize(it["image"], mean, std), mask=it["mask"].numpy() > 0.5, map=m.float().cpu().numpy(),
+    return [dict(image=denormalize(it["image"], mean, std), mask=it["mask"].numpy() > 0.5, map=m,
                  score=float(r["scores"][i]), label=int(r["labels"][i]), has_mask=bool(r["has_mask"][i]), tag=tag,
                  specie=it["specie_name"]) for (i, tag), it, m in zip(picks, items, maps)]
 

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .backbone import InputError
+from .backbone import InputError, check_positive_int
 from .data import AnomalyDataset, load_meta
 from .metrics import image_metrics, pixel_metrics
 from .files import atomic_write, result_folder
@@ -162,8 +162,7 @@ def evaluate(model, data_root, out_dir, batch_size: int = 8, device="cpu", class
              progress: bool = True, num_workers: int = 0, n_examples: int = 3, dataset_name: str | None = None,
              amp: bool = False, overwrite: bool = False, skip_bad: bool = False, extra: dict | None = None) -> dict:
     "Evaluation of `model` on the test split of prepared dataset `data_root`; writes metrics.json (with `extra`), metrics.md, figures/."
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}", arg="batch_size")
+    check_positive_int(batch_size, "batch_size")
     extra = dict(extra or {})
     if clash := sorted(set(extra) & _OWN_KEYS): raise InputError(f"extra would replace {', '.join(clash)} of metrics.json", arg="extra")
     root = Path(data_root)

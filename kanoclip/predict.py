@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .backbone import InputError
+from .backbone import InputError, check_positive_int
 from .data import IMG_EXTS, _check_file, _natural, _orientation, _to_rgb, _upright, load_image, to_model_input
 from .files import atomic_write, result_folder
 from .viz import heatmap_png, overlay
@@ -88,8 +88,7 @@ def _check_args(class_name, threshold, batch_size):
     if not isinstance(class_name, str) or not class_name.strip(): raise InputError(f"class_name must be a non-empty string, got {class_name!r}", arg="class_name")
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1):
         raise InputError(f"threshold must be a number in [0, 1], got {threshold!r}", arg="threshold")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}", arg="batch_size")
+    check_positive_int(batch_size, "batch_size")
 
 # %% ../nbs/17_predict.ipynb #c025
 def _read(p: Path, min_side: int) -> Image.Image:

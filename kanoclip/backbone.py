@@ -17,9 +17,9 @@ import open_clip
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 # %% auto #0
-__all__ = ['TINY_MODEL', 'DEFAULT_BACKBONE', 'DEFAULT_IMAGE_SIZE', 'TINY_CONFIG', 'InputError', 'register_tiny', 'grid_for',
-           'resize_pos_embed', 'WeightsUnavailableError', 'resolve_weights', 'Backbone', 'freeze', 'load_clip',
-           'resolve_device', 'default_layers']
+__all__ = ['TINY_MODEL', 'DEFAULT_BACKBONE', 'DEFAULT_IMAGE_SIZE', 'TINY_CONFIG', 'InputError', 'check_positive_int',
+           'register_tiny', 'grid_for', 'resize_pos_embed', 'WeightsUnavailableError', 'resolve_weights', 'Backbone',
+           'freeze', 'load_clip', 'resolve_device', 'on_for', 'default_layers']
 
 # %% ../nbs/00_backbone.ipynb #35d4de54
 class InputError(ValueError):
@@ -27,6 +27,13 @@ class InputError(ValueError):
     settings the message suggests, `{parameter: value}`, each written `parameter=value` in it."""
     def __init__(self, msg: str, arg: str | None = None, fix: dict | None = None):
         super().__init__(msg); self.arg, self.fix = arg, dict(fix or {})
+
+# %% ../nbs/00_backbone.ipynb #586b9862
+def check_positive_int(value, arg: str) -> int:
+    "`value` if it is an int >= 1 (not a bool); else an InputError naming parameter `arg`."
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{arg} must be a positive integer, got {value!r}", arg=arg)
+    return value
 
 # %% ../nbs/00_backbone.ipynb #c006
 TINY_MODEL = "kanoclip-tiny"  # name of the built-in tiny random configuration
@@ -209,6 +216,11 @@ def resolve_device(name: str) -> torch.device:
     except (RuntimeError, TypeError): raise InputError(f"{name!r} is not a device: use cpu, cuda, cuda:N or auto", arg="device") from None
     if d.type == "cuda" and not torch.cuda.is_available(): raise InputError(f"{name}: CUDA is not available here", arg="device")
     return d
+
+# %% ../nbs/00_backbone.ipynb #2fc19fa8
+def on_for(setting: str, device: torch.device) -> bool:
+    "An `on|off|auto` setting for `device`: auto is on for CUDA."
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
 
 # %% ../nbs/00_backbone.ipynb #c039
 def default_layers(n_layers: int, n_stages: int = 4) -> tuple[int, ...]:

@@ -8,11 +8,10 @@ import argparse, errno, json, os, sys, time, traceback
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TRAIN_SETTINGS', 'REFERENCES_FILE', 'REAL_DATA_HINT', 'TRAIN_RESOURCES', 'PREPARE_EPILOG', 'FEWSHOT_WEIGHT_HELP',
-           'COMMANDS', 'USER_OS_ERRORS', 'FULL_DISK', 'ARG_DEST', 'ISSUES', 'UsageError', 'Parser', 'add_common',
-           'cmd_prepare', 'model_settings', 'model_config_from', 'cmd_train', 'fewshot_record', 'cmd_test',
-           'cmd_predict', 'cmd_knowledge', 'cmd_demo', 'run_demo', 'build_parser', 'is_user_error', 'user_message',
-           'main']
+__all__ = ['REFERENCES_FILE', 'REAL_DATA_HINT', 'TRAIN_RESOURCES', 'PREPARE_EPILOG', 'FEWSHOT_WEIGHT_HELP', 'COMMANDS',
+           'USER_OS_ERRORS', 'FULL_DISK', 'ARG_DEST', 'ISSUES', 'UsageError', 'Parser', 'add_common', 'cmd_prepare',
+           'model_settings', 'model_config_from', 'cmd_train', 'fewshot_record', 'cmd_test', 'cmd_predict',
+           'cmd_knowledge', 'cmd_demo', 'run_demo', 'build_parser', 'is_user_error', 'user_message', 'main']
 
 # %% ../nbs/20_cli.ipynb #c006
 class UsageError(Exception):
@@ -52,27 +51,27 @@ def cmd_prepare(a):
     _list_left_out("sample", [why for _, why in rep.bad])
 
 # %% ../nbs/20_cli.ipynb #c011
-def model_settings(a) -> dict:
-    "The model settings given on the command line (and only those)."
-    kw = dict(backbone=a.backbone, pretrained=a.pretrained, image_size=a.image_size, layers=a.layers and tuple(a.layers),
-              n_ctx=a.n_ctx, sigma=a.sigma, **{f"use_{p}": False for p in ("knpl", "vv", "bicmci", "adapter") if getattr(a, f"no_{p}")})
+def _given(**kw) -> dict:
+    "The settings of `kw` given on the command line (not None), `--pretrained none` read as no weights (None)."
     kw = {k: v for k, v in kw.items() if v is not None}
     if kw.get("pretrained") in ("none", "None"): kw["pretrained"] = None
     return kw
+
+def model_settings(a) -> dict:
+    "The model settings given on the command line (and only those)."
+    return _given(backbone=a.backbone, pretrained=a.pretrained, image_size=a.image_size, layers=a.layers and tuple(a.layers),
+                  n_ctx=a.n_ctx, sigma=a.sigma, **{f"use_{p}": False for p in ("knpl", "vv", "bicmci", "adapter") if getattr(a, f"no_{p}")})
 
 def model_config_from(a):
     "A `KAnoCLIPConfig` from the command-line options (the backbone's defaults where an option is not given)."
     from kanoclip.model import KAnoCLIPConfig
     return KAnoCLIPConfig.for_backbone(**model_settings(a))
 
-TRAIN_SETTINGS = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "seed", "cache", "amp", "compile", "knowledge",
-                  "num_workers", "skip_bad")   # TrainConfig fields with an option of the same name
-
 def cmd_train(a):
     "Train on auxiliary data; checkpoints go to RUN_DIR. With --resume, only the options given change the saved run."
-    from dataclasses import replace
+    from dataclasses import fields, replace
     from kanoclip.train import TrainConfig, run_settings, train
-    given = {k: v for k in TRAIN_SETTINGS if (v := getattr(a, k)) is not None and v is not False} | dict(device=a.device)
+    given = {f.name: v for f in fields(TrainConfig) if (v := getattr(a, f.name, None)) is not None and v is not False}  # options named as fields
     if a.resume:
         mc, tc = run_settings(a.out)
         res = train(replace(mc, **model_settings(a)), replace(tc, **given), a.data, a.out, resume=True)
@@ -102,17 +101,13 @@ def fewshot_record(a, references: dict, reference_root) -> dict:
     return rec | dict(references=references)
 
 # %% ../nbs/20_cli.ipynb #c012
-def _amp(a, dev) -> bool:
-    "`--amp on|off|auto` for device `dev`: auto is on for CUDA (the reasons: `predict` in the model notebook)."
-    return a.amp == "on" or (a.amp == "auto" and dev.type == "cuda")
-
 def _workers(a, dev) -> int:
     "`--num-workers auto|N` for device `dev`: auto is min(8, CPUs) on CUDA and 0 on the CPU (reasons: `evaluate`)."
     if a.num_workers != "auto": return a.num_workers
     return min(8, os.cpu_count() or 1) if dev.type == "cuda" else 0
 
 def _before_the_model(a, marker: str):
-    "What test and predict check before loading a model: the device, the output folder, the checkpoint's config.json."
+    "What test and predict check first: the device, the output folder, the checkpoint's config.json; returns the device."
     from kanoclip.backbone import resolve_device
     from kanoclip.files import check_result_folder
     from kanoclip.model import read_checkpoint_config
@@ -122,13 +117,14 @@ def _before_the_model(a, marker: str):
     return dev
 
 def _load_model(a, dev):
+    "The checkpoint's model on `dev`, `--pretrained` and `--image-size` replacing its own where given."
     from kanoclip.model import KAnoCLIP
-    over = {k: v for k, v in dict(pretrained=a.pretrained, image_size=a.image_size).items() if v is not None}
-    if over.get("pretrained") in ("none", "None"): over["pretrained"] = None
-    return KAnoCLIP.from_checkpoint(a.checkpoint, device=dev, **over)
+    return KAnoCLIP.from_checkpoint(a.checkpoint, device=dev, **_given(pretrained=a.pretrained, image_size=a.image_size))
 
+# %% ../nbs/20_cli.ipynb #0d276ce3
 def cmd_test(a):
     "Evaluation of a checkpoint on a prepared dataset, zero-shot or with --shots references per class: metrics.json, metrics.md, figures."
+    from kanoclip.backbone import on_for
     from kanoclip.data import load_meta
     from kanoclip.evaluate import METRICS_FILE, evaluate, metrics_table
     _needs(a, "shots", ("shot_seed", "reference_data", "fewshot_weight"))
@@ -141,31 +137,32 @@ def cmd_test(a):
     if a.shots: model = FewShotDetector.from_references(model, a.reference_data or a.data, refs, _fewshot_weight(a), batch_size=a.batch_size)
     m = evaluate(model, a.data, a.out, batch_size=a.batch_size, device=dev, classes=a.classes,
                  figures=not a.no_figures, overwrite=a.overwrite, skip_bad=a.skip_bad, num_workers=_workers(a, dev),
-                 amp=_amp(a, dev), extra=fewshot_record(a, refs, a.reference_data) if a.shots else None)
+                 amp=on_for(a.amp, dev), extra=fewshot_record(a, refs, a.reference_data) if a.shots else None)
     print(metrics_table(m))
     if a.shots: print(f"few-shot: {a.shots} normal reference image{'s' * (a.shots > 1)} per class (seed {_shot_seed(a)}) from "
                       f"{a.reference_data or 'the training images of ' + str(a.data)}, listed in {Path(a.out) / METRICS_FILE}")
     print(f"wrote {Path(a.out) / METRICS_FILE} and {Path(a.out) / 'metrics.md'}")
     _list_left_out("test image", [s["reason"] for s in m.get("skipped", [])])
 
+# %% ../nbs/20_cli.ipynb #1339565b
 def cmd_predict(a):
     "Scores and anomaly maps for any images (few-shot with --reference); images skipped or scored with a caveat are listed."
     import warnings
-    from kanoclip.files import atomic_write
+    from kanoclip.backbone import on_for
     from kanoclip.predict import PREDICTIONS_FILE, ImageNote, SkippedImage, collect_images, predict_images
     _needs(a, "reference", ("shots", "shot_seed", "fewshot_weight")); _needs(a, "shots", ("shot_seed",))
     dev = _before_the_model(a, PREDICTIONS_FILE)
     files = collect_images(a.inputs)              # missing or unreadable inputs fail here, before the model loads
     if a.reference:                               # so do bad references
         from kanoclip.fewshot import FewShotDetector, choose_folder_references
-        refs = {a.class_name: choose_folder_references(a.reference, a.class_name, a.shots, _shot_seed(a), [p for p, _ in files])}
+        refs = {a.class_name: choose_folder_references(a.reference, a.class_name, a.shots, _shot_seed(a), [f.path for f in files])}
     model = _load_model(a, dev)
     if a.reference: model = FewShotDetector.from_references(model, a.reference, refs, _fewshot_weight(a), batch_size=a.batch_size)
+    extra = {REFERENCES_FILE: json.dumps(fewshot_record(a, refs, a.reference), indent=2) + "\n"} if a.reference else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedImage); warnings.simplefilter("always", ImageNote)
-        preds = predict_images(model, a.inputs, a.out, class_name=a.class_name, threshold=a.threshold,
-                               batch_size=a.batch_size, device=dev, overwrite=a.overwrite, amp=_amp(a, dev))
-    if a.reference: atomic_write(Path(a.out) / REFERENCES_FILE, json.dumps(fewshot_record(a, refs, a.reference), indent=2) + "\n")
+        preds = predict_images(model, files, a.out, class_name=a.class_name, threshold=a.threshold, batch_size=a.batch_size,
+                               device=dev, overwrite=a.overwrite, amp=on_for(a.amp, dev), extra_files=extra)
     said = lambda cat: [str(w.message) for w in caught if issubclass(w.category, cat)]
     for w in caught:
         if not issubclass(w.category, (SkippedImage, ImageNote)): warnings.showwarning(w.message, w.category, w.filename, w.lineno)
@@ -201,8 +198,6 @@ def cmd_knowledge(a):
     import os
     from kanoclip.chat import ChatClient
     from kanoclip.describe import build_knowledge
-    from kanoclip.files import check_file_writable
-    check_file_writable(a.out, arg="out_path")
     key = None
     if a.api_key_env:
         if a.api_key_env not in os.environ: raise UsageError(f"kanoclip knowledge: error: --api-key-env {a.api_key_env}: no such environment variable")
@@ -350,16 +345,12 @@ def _train_args(p):
     p.epilog, p.formatter_class = TRAIN_RESOURCES, argparse.RawDescriptionHelpFormatter
 
 # %% ../nbs/20_cli.ipynb #c022
-def _count_or_auto(v: str):
-    "Type of `--num-workers`: `auto`, or a whole number."
-    if v == "auto": return v
-    if not v.isdigit(): raise argparse.ArgumentTypeError(f"expected auto or a whole number >= 0, got {v!r}")
-    return int(v)
-
-def _at_least(low: int):
-    "An argparse type: a whole number >= `low`."
-    def whole(v: str) -> int:
-        if not v.isdigit() or int(v) < low: raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {v!r}")
+def _at_least(low: int, auto: bool = False):
+    "An argparse type: a whole number >= `low` (with `auto`, the word auto too)."
+    def whole(v: str):
+        if auto and v == "auto": return v
+        if not v.isdigit() or int(v) < low:
+            raise argparse.ArgumentTypeError(f"expected {'auto or ' * auto}a whole number >= {low}, got {v!r}")
         return int(v)
     return whole
 
@@ -373,6 +364,7 @@ def _fraction(v: str) -> float:
 FEWSHOT_WEIGHT_HELP = ("share of the few-shot map in the fused map and score, 0..1 (default: 0.5; 1: the few-shot map alone, "
                        "which did better with an untrained model)")
 
+# %% ../nbs/20_cli.ipynb #dcd6cb4b
 def _checkpoint_args(p):
     p.add_argument("--checkpoint", required=True, help="run folder written by kanoclip train")
     add_common(p, backbone=False)
@@ -385,7 +377,7 @@ def _test_args(p):
     p.add_argument("--out", required=True, help="folder for metrics.json, metrics.md and figures (new or empty; see --overwrite)")
     p.add_argument("--classes", nargs="+", default=None, help="evaluate only these classes")
     p.add_argument("--no-figures", action="store_true", help="skip the best/worst figure grids")
-    p.add_argument("--num-workers", type=_count_or_auto, default="auto",
+    p.add_argument("--num-workers", type=_at_least(0, auto=True), default="auto",
                    help="image-loading processes (auto: min(8, CPUs) on CUDA, 0 on the CPU)")
     p.add_argument("--skip-bad", action="store_true", help="leave out test images whose files cannot be used (and list them) instead of stopping")
     p.add_argument("--overwrite", action="store_true", help="replace the earlier results in --out")
@@ -399,6 +391,7 @@ def _test_args(p):
                     "prepared dataset, or a folder with one sub-folder of normal images per class")
     fs.add_argument("--fewshot-weight", type=_fraction, default=None, metavar="W", help=FEWSHOT_WEIGHT_HELP)
 
+# %% ../nbs/20_cli.ipynb #bb1dc3cd
 def _predict_args(p):
     _checkpoint_args(p)
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders of images")

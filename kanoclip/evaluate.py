@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .backbone import InputError
+from .backbone import InputError, check_positive_int
 from .data import AnomalyDataset, load_meta
 from .metrics import image_metrics, pixel_metrics
 from .files import atomic_write, result_folder
@@ -122,13 +122,22 @@ def _run_class(model, ds: AnomalyDataset, cls: str, batch_size: int, device, num
 # %% ../nbs/16_evaluate.ipynb #c023
 def _safe_name(cls: str) -> str: return re.sub(r"[^\w.-]", "_", cls) or "class"
 
+def _figure_maps(model, items: list[dict], picks: list, r: dict, cls: str, device, amp: bool = False) -> list:
+    "The maps of the images `picks` (`items`): those `_run_class` kept, the others computed again in one batch."
+    row = np.cumsum(r["keep"]) - 1                              # image i's row among the kept maps
+    maps = [r["maps"][row[i]] if r["keep"][i] else None for i, _ in picks]
+    if redo := [j for j, m in enumerate(maps) if m is None]:
+        _, m = model.predict(torch.stack([items[j]["image"] for j in redo]).to(device), cls, amp=amp)
+        for j, mj in zip(redo, m.float().cpu().numpy()): maps[j] = mj
+    return maps
+
 def _figure_rows(model, ds: AnomalyDataset, cls: str, r: dict, k: int, device, amp: bool = False) -> list[dict]:
-    "Rows of the figure of the `k` best and worst images of a class, their maps computed again."
+    "Rows of the figure of the `k` best and worst images of a class; maps not kept for the metrics are computed again."
     picks = pick_examples(r["scores"], r["labels"], k)
     items = [ds[i] for i, _ in picks]
-    _, maps = model.predict(torch.stack([it["image"] for it in items]).to(device), cls, amp=amp)
+    maps = _figure_maps(model, items, picks, r, cls, device, amp)
     mean, std = ds.mean.flatten().tolist(), ds.std.flatten().tolist()
-    return [dict(image=denormalize(it["image"], mean, std), mask=it["mask"].numpy() > 0.5, map=m.float().cpu().numpy(),
+    return [dict(image=denormalize(it["image"], mean, std), mask=it["mask"].numpy() > 0.5, map=m,
                  score=float(r["scores"][i]), label=int(r["labels"][i]), has_mask=bool(r["has_mask"][i]), tag=tag,
                  specie=it["specie_name"]) for (i, tag), it, m in zip(picks, items, maps)]
 
@@ -153,8 +162,7 @@ def evaluate(model, data_root, out_dir, batch_size: int = 8, device="cpu", class
              progress: bool = True, num_workers: int = 0, n_examples: int = 3, dataset_name: str | None = None,
              amp: bool = False, overwrite: bool = False, skip_bad: bool = False, extra: dict | None = None) -> dict:
     "Evaluation of `model` on the test split of prepared dataset `data_root`; writes metrics.json (with `extra`), metrics.md, figures/."
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}", arg="batch_size")
+    check_positive_int(batch_size, "batch_size")
     extra = dict(extra or {})
     if clash := sorted(set(extra) & _OWN_KEYS): raise InputError(f"extra would replace {', '.join(clash)} of metrics.json", arg="extra")
     root = Path(data_root)

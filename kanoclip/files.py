@@ -12,7 +12,7 @@ from .backbone import InputError
 
 # %% auto #0
 __all__ = ['current_umask', 'new_file_mode', 'new_folder_mode', 'atomic_write', 'check_folder_writable', 'check_file_writable',
-           'check_result_folder', 'result_folder']
+           'check_result_folder', 'result_folder', 'read_safetensors']
 
 # %% ../nbs/00_files.ipynb #e6bed9f0
 def current_umask() -> int:
@@ -120,3 +120,9 @@ def result_folder(out_dir, overwrite: bool = False, marker: str | None = None, a
         _put_in_place(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True); raise
+
+# %% ../nbs/00_files.ipynb #8926cacf
+def read_safetensors(path) -> tuple[dict, dict]:
+    "Every tensor of safetensors file `path` (on the CPU) and its metadata (`{}` if none), through one open."
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f: return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}

@@ -14,7 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from fastcore.basics import patch
 
-from .files import atomic_write
+from .files import atomic_write, read_safetensors
 from .backbone import Backbone, InputError, load_clip, TINY_MODEL, DEFAULT_BACKBONE, DEFAULT_IMAGE_SIZE
 from .clip_vv import CLIPVV, VVOutput
 from .prompts import PromptLearner, FixedPrompts, NORMAL_WORDS, ABNORMAL_WORDS
@@ -214,11 +214,8 @@ def read_checkpoint_config(ckpt_dir) -> dict:
     return doc
 
 def _read_weights(f: Path) -> tuple[dict, dict]:
-    from safetensors import safe_open
     if not f.is_file(): raise FileNotFoundError(f"{f} is missing")
-    try:
-        with safe_open(str(f), "pt") as s: meta = s.metadata() or {}
-        return load_file(str(f)), meta
+    try: return read_safetensors(f)
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise InputError(f"{f} is corrupted or truncated: {e}") from e
 

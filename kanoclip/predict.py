@@ -5,19 +5,21 @@
 # %% ../nbs/17_predict.ipynb #c003
 from __future__ import annotations
 import json, os, warnings
+from typing import NamedTuple
 from pathlib import Path
 
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .backbone import InputError
-from .data import IMG_EXTS, _natural, load_image, to_model_input
+from .backbone import InputError, check_positive_int
+from .data import IMG_EXTS, _check_file, _natural, _orientation, _to_rgb, _upright, load_image, to_model_input
 from .files import atomic_write, result_folder
 from .viz import heatmap_png, overlay
 
 # %% auto #0
-__all__ = ['PREDICT_EXTS', 'PREDICTIONS_FILE', 'collect_images', 'unique_names', 'SkippedImage', 'ImageNote', 'predict_images']
+__all__ = ['PREDICT_EXTS', 'PREDICTIONS_FILE', 'ImageInput', 'collect_images', 'unique_names', 'SkippedImage', 'ImageNote',
+           'predict_images']
 
 # %% ../nbs/17_predict.ipynb #c006
 PREDICT_EXTS = tuple(dict.fromkeys(IMG_EXTS + (".gif", ".ppm", ".pgm", ".pbm", ".pnm")))  # searched in folders
@@ -29,36 +31,39 @@ def _folder_images(d: Path) -> list[Path]:
     return sorted(found, key=lambda p: _natural(p.relative_to(d).as_posix()))
 
 def _check_image_file(p: Path):
-    "Raise InputError naming `p` unless PIL can identify it as an image (reads the header only)."
+    "Raise InputError naming `p` unless it is a non-empty file PIL can identify as an image (reads the header only)."
+    try: _check_file(p)
+    except InputError as e: raise InputError(str(e), arg="inputs") from None
     try:
         with Image.open(p): pass
     except Exception as e: raise InputError(f"{p} is not an image file PIL can read ({type(e).__name__}: {e})", arg="inputs") from e
 
 # %% ../nbs/17_predict.ipynb #c007
-def _collect(inputs) -> list[tuple[Path, bool, str]]:
-    "Image files of `inputs` as `(path, given_explicitly, name)`, name: the path below the folder given without suffix, or a file's stem."
+class ImageInput(NamedTuple):
+    "One image to score: its `path`, whether it was `explicit`ly given (not found in a folder), its output `name`."
+    path: Path
+    explicit: bool
+    name: str       # the path below the folder given, without suffix; a file's stem
+
+def collect_images(inputs) -> list[ImageInput]:
+    "Image files of `inputs` (files and/or folders, searched recursively); a list this function made is returned as it is."
     if isinstance(inputs, (str, os.PathLike)): inputs = [inputs]
     inputs = list(inputs)
     if not inputs: raise InputError("no inputs: give image files and/or folders", arg="inputs")
+    if all(isinstance(i, ImageInput) for i in inputs): return inputs          # collected already: not searched again
     out, seen = [], set()
     for inp in inputs:
         p = Path(inp).expanduser()
         if p.is_dir():
             found = _folder_images(p)
             if not found: raise InputError(f"folder {p} contains no images ({', '.join(PREDICT_EXTS)})", arg="inputs")
-            items = [(f, False, f.relative_to(p).with_suffix("").as_posix()) for f in found]
-        elif p.is_file():
-            if p.stat().st_size == 0: raise InputError(f"image file {p} is empty (0 bytes)", arg="inputs")
-            _check_image_file(p); items = [(p, True, p.stem or "image")]
+            items = [ImageInput(f, False, f.relative_to(p).with_suffix("").as_posix()) for f in found]
+        elif p.is_file(): _check_image_file(p); items = [ImageInput(p, True, p.stem or "image")]
         else: raise FileNotFoundError(f"input {p} not found")
-        for f, explicit, name in items:
-            key = os.path.normcase(os.path.realpath(f))
-            if key not in seen: seen.add(key); out.append((f, explicit, name))
+        for it in items:
+            key = os.path.normcase(os.path.realpath(it.path))
+            if key not in seen: seen.add(key); out.append(it)
     return out
-
-def collect_images(inputs) -> list[tuple[Path, bool]]:
-    "Image files of `inputs` (files and/or folders, searched recursively) as `(path, given_explicitly)`."
-    return [(p, e) for p, e, _ in _collect(inputs)]
 
 # %% ../nbs/17_predict.ipynb #c021
 def unique_names(names) -> list[str]:
@@ -83,56 +88,69 @@ def _check_args(class_name, threshold, batch_size):
     if not isinstance(class_name, str) or not class_name.strip(): raise InputError(f"class_name must be a non-empty string, got {class_name!r}", arg="class_name")
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1):
         raise InputError(f"threshold must be a number in [0, 1], got {threshold!r}", arg="threshold")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}", arg="batch_size")
+    check_positive_int(batch_size, "batch_size")
 
 # %% ../nbs/17_predict.ipynb #c025
 def _read(p: Path, min_side: int) -> Image.Image:
-    "Image `p` as RGB; InputError if unreadable or smaller than `min_side` pixels; an ImageNote for a file of several frames."
+    "Image `p` as `load_image` reads it; InputError if unreadable or smaller than `min_side` pixels; an ImageNote for several frames."
     try:
-        with Image.open(p) as im: frames = getattr(im, "n_frames", 1)
-        img = load_image(p)
-    except (ValueError, OSError) as e: raise InputError(str(e) if str(p) in str(e) else f"cannot read {p}: {e}", arg="inputs") from e
+        _check_file(p)
+        with Image.open(p) as im:                   # one open: the frames are counted on the file the pixels come from
+            frames = getattr(im, "n_frames", 1)
+            im.load(); img = _to_rgb(_upright(im, _orientation(im)))               # what `load_image` does
+    except InputError as e: raise InputError(str(e), arg="inputs") from e
+    except Exception as e: raise InputError(f"cannot read image file {p}: {type(e).__name__}: {e}", arg="inputs") from e
     if min(img.size) < min_side:
         raise InputError(f"{p} is {img.size[0]}x{img.size[1]} pixels, smaller than the model's {min_side}x{min_side} patch grid: "
                          "too small to score", arg="inputs")
     if frames > 1: warnings.warn(f"{p} has {frames} frames (an animation or a multi-page file): only the first is scored", ImageNote)
     return img
 
-def _load_batch(batch, explicit, min_side: int):
-    "Read the images of `batch`; unusable ones found in folders are skipped with a SkippedImage warning, named ones raise."
+def _load_batch(chunk: list[ImageInput], min_side: int) -> list[tuple[ImageInput, Image.Image]]:
+    "Read the images of `chunk`; unusable ones found in folders are skipped with a SkippedImage warning, named ones raise."
     imgs = []
-    for p, exp in zip(batch, explicit):
-        try: imgs.append((p, _read(p, min_side)))
+    for f in chunk:
+        try: imgs.append((f, _read(f.path, min_side)))
         except InputError as e:
-            if exp: raise
+            if f.explicit: raise
             warnings.warn(f"skipped: {e}", SkippedImage)
     return imgs
 
+# %% ../nbs/17_predict.ipynb #2761072e
+def _check_extra_files(extra_files: dict | None) -> dict:
+    "`extra_files` checked: plain file names that are not predict's own."
+    extra = dict(extra_files or {})
+    for n in extra:
+        if n in (PREDICTIONS_FILE, "maps", "overlays") or Path(n).name != n or n.startswith("."):
+            raise InputError(f"extra_files: {n!r} is not a plain file name of its own beside {PREDICTIONS_FILE}", arg="extra_files")
+    return extra
+
 def predict_images(model, inputs, out_dir, class_name: str = "object", threshold: float | None = None,
                    batch_size: int = 8, device="cpu", progress: bool = True, overwrite: bool = False,
-                   amp: bool = False) -> list[dict]:
-    "Score every image of `inputs` (files/folders) as `class_name`; write predictions.json, maps/ and overlays/ to `out_dir`."
+                   amp: bool = False, extra_files: dict | None = None) -> list[dict]:
+    """Score every image of `inputs` (files/folders, or `collect_images`' list) as `class_name`; write predictions.json,
+    maps/, overlays/ and `extra_files` ({file name: text}) to `out_dir`."""
     _check_args(class_name, threshold, batch_size)
-    files = _collect(inputs)
+    extra = _check_extra_files(extra_files)
     inside = Path(out_dir).expanduser().resolve()
-    files = [f for f in files if f[1] or inside not in f[0].resolve().parents]        # not the results of an earlier run
+    files = [f for f in collect_images(inputs) if f.explicit or inside not in f.path.resolve().parents]  # not an earlier run's
     if not files: raise InputError(f"the only images found are in {out_dir}, the output folder", arg="inputs")
-    names = dict(zip((f for f, _, _ in files), unique_names(n for _, _, n in files)))
+    names = dict(zip((f.path for f in files), unique_names(f.name for f in files)))
     with result_folder(out_dir, overwrite, marker=PREDICTIONS_FILE) as stage:
         model.to(device)
         bb, preds = model.backbone, []
         with tqdm(total=len(files), desc="predict", unit="img", disable=not progress) as bar:
             for i in range(0, len(files), batch_size):
                 chunk = files[i:i + batch_size]
-                imgs = _load_batch([p for p, _, _ in chunk], [e for _, e, _ in chunk], max(bb.grid))
+                imgs = _load_batch(chunk, max(bb.grid))
                 if imgs:
                     x = torch.stack([to_model_input(im, bb.image_size, bb.mean, bb.std) for _, im in imgs]).to(device)
                     scores, maps = model.predict(x, class_name, amp=amp)
-                    for (p, im), s, m in zip(imgs, scores.float().cpu().tolist(), maps.float().cpu()):
-                        preds.append(_save_one(stage, Path(out_dir), names[p], p, im, s, m, threshold))
+                    for (f, im), s, m in zip(imgs, scores.float().cpu().tolist(), maps.float().cpu()):
+                        preds.append(_save_one(stage, Path(out_dir), names[f.path], f.path, im, s, m, threshold))
                 bar.update(len(chunk))
         if not preds: raise InputError(f"none of the {len(files)} images could be scored", arg="inputs")
+        for n, text in extra.items(): atomic_write(stage / n, text)      # inside the stage: one folder, one whole run
         atomic_write(stage / PREDICTIONS_FILE, json.dumps(preds, indent=2, allow_nan=False) + "\n")
     return preds
 

@@ -15,8 +15,8 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 
-from .backbone import InputError, resolve_device
-from .files import atomic_write, check_folder_writable
+from .backbone import InputError, on_for, resolve_device
+from .files import atomic_write, check_folder_writable, read_safetensors
 from .clip_vv import VVOutput
 from .model import KAnoCLIP, KAnoCLIPConfig
 from .data import AnomalyDataset
@@ -113,9 +113,8 @@ def put(self: FeatureCache, k: str, glob: torch.Tensor, patches: list, mask: tor
 def get(self: FeatureCache, k: str):
     "The stored `(tensors, label, cls_name)` of entry `k`."
     if k in self.mem: return self.mem[k]
-    from safetensors import safe_open
-    with safe_open(str(self._file(k)), "pt") as f: meta = f.metadata()
-    return load_file(str(self._file(k))), int(meta["label"]), meta["cls_name"]
+    tensors, meta = read_safetensors(self._file(k))
+    return tensors, int(meta["label"]), meta["cls_name"]
 
 # %% ../nbs/15_train.ipynb #c016
 @patch
@@ -129,17 +128,22 @@ def batch(self: FeatureCache, keys: list[str], device="cpu", dtype=torch.float32
     return VVOutput(glob, list(patches.unbind(1)), self.grid), masks, labels, [c for _, _, c in entries]
 
 # %% ../nbs/15_train.ipynb #c018
-class _Uncached(torch.utils.data.Dataset):
-    "Wraps a dataset: full items for images not in `cached`, just the index for the others."
-    def __init__(self, ds, keys, cached): self.ds, self.keys, self.cached = ds, keys, cached
+class _Indexed(torch.utils.data.Dataset):
+    "A dataset's items, each with its index `idx` (its cache key is `keys[idx]`)."
+    def __init__(self, ds): self.ds = ds
     def __len__(self): return len(self.ds)
-    def __getitem__(self, i): return {"idx": i} if self.keys[i] in self.cached else {**self.ds[i], "idx": i}
+    def __getitem__(self, i): return {**self.ds[i], "idx": i}
 
 # %% ../nbs/15_train.ipynb #ac2fcc57
 def cache_bytes(n_images: int, n_stages: int, grid, dim: int, image_size: int, dtype=torch.float32) -> int:
     "Bytes of a feature cache of `n_images` entries: `(stages x H x W + 1) x dim` features in `dtype`, the mask 1 byte a pixel."
     h, w = grid
     return n_images * ((n_stages * h * w + 1) * dim * dtype.itemsize + image_size * image_size)
+
+def _cache_bytes_of(model: KAnoCLIP, n_images: int, dtype) -> int:
+    "`cache_bytes` of `n_images` images encoded by `model`."
+    bb = model.backbone
+    return cache_bytes(n_images, len(model.encoder.layers), bb.grid, bb.embed_dim, model.config.image_size, dtype)
 
 def _free_bytes(mode: str, folder: Path) -> int | None:
     "Room for a cache of `mode`: free disk space at `folder` (disk), available memory (memory); None if unknown."
@@ -158,7 +162,7 @@ def plan_cache(cache: FeatureCache, model: KAnoCLIP, n_images: int, progress: bo
     "Print the size of `cache` for `n_images` and where it goes; refuse (`InputError`) if it cannot fit. Returns the bytes to write."
     if cache.mode == "none": return 0
     bb = model.backbone
-    total = cache_bytes(n_images, len(model.encoder.layers), bb.grid, bb.embed_dim, model.config.image_size, cache.dtype)
+    total = _cache_bytes_of(model, n_images, cache.dtype)
     have = sum(f.stat().st_size for f in cache.dir.glob("*.safetensors")) if cache.mode == "disk" else 0
     need, where = max(total - have, 0), "in memory" if cache.mode == "memory" else f"on disk in {cache.dir}"
     if progress:
@@ -191,10 +195,7 @@ def save_resume(path: Path, model: KAnoCLIP, opt: torch.optim.Optimizer, epoch: 
 # %% ../nbs/15_train.ipynb #c021
 def load_resume(path: Path, model: KAnoCLIP, opt: torch.optim.Optimizer) -> dict:
     "Restore `model` and `opt` from `path`; returns the position `{epoch, batch}` and the saved `extra`."
-    from safetensors import safe_open
-    try:
-        with safe_open(str(path), "pt") as f: meta = f.metadata()
-        tensors = load_file(str(path))
+    try: tensors, meta = read_safetensors(path)
     except Exception as e: raise InputError(f"cannot resume: {path} is unreadable ({e})", arg="resume") from e
     model.load_trained({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, source=str(path))
     state = {}
@@ -206,12 +207,8 @@ def load_resume(path: Path, model: KAnoCLIP, opt: torch.optim.Optimizer) -> dict
     return dict(epoch=int(meta["epoch"]), batch=int(meta["batch"]), extra=json.loads(meta["extra"]))
 
 # %% ../nbs/15_train.ipynb #c023
-def batch_features(model: KAnoCLIP, cache: FeatureCache, items: list[dict], keys: list[str], device):
-    "Features, masks, labels and class names of a batch: from the cache, or (cache mode `none`) encoded now."
-    if cache.mode != "none":                 # `fill_cache` stored every image before the first step
-        cache.hits += len(items)
-        return cache.batch([keys[it["idx"]] for it in items], device)
-    cache.misses += len(items)
+def batch_features(model: KAnoCLIP, items: list[dict], device):
+    "Features, masks, labels and class names of a batch of dataset items, encoded now (cache mode `none`)."
     with torch.no_grad(): f = model.encode(torch.stack([it["image"] for it in items]).to(device))
     return (f, torch.stack([it["mask"] for it in items]).to(device).float(),
             torch.tensor([float(it["label"]) for it in items], device=device), [it["cls_name"] for it in items])
@@ -222,7 +219,7 @@ def fill_cache(model: KAnoCLIP, ds, keys: list[str], cache: FeatureCache, batche
     "Encode every batch of `batches` that has an image missing from `cache` and store its entries."
     todo = [b for b in batches if any(keys[i] not in cache for i in b)]
     if cache.mode == "none" or not todo: return
-    loader = DataLoader(_Uncached(ds, keys, set()), batch_sampler=todo, num_workers=num_workers, collate_fn=list)
+    loader = DataLoader(_Indexed(ds), batch_sampler=todo, num_workers=num_workers, collate_fn=list)
     for items in tqdm(loader, desc="caching CLIP-VV features", disable=not progress, leave=False):
         with torch.no_grad(): f = model.encode(torch.stack([it["image"] for it in items]).to(device))
         for j, it in enumerate(items):
@@ -284,9 +281,7 @@ def _check_roots(data) -> list[Path]:
 
 def _cache_mode(tc: TrainConfig, n: int, model: KAnoCLIP, dtype) -> str:
     if tc.cache != "auto": return tc.cache
-    bb = model.backbone
-    size = cache_bytes(n, len(model.encoder.layers), bb.grid, bb.embed_dim, model.config.image_size, dtype)
-    return "memory" if size < 2 * 2**30 else "disk"
+    return "memory" if _cache_bytes_of(model, n, dtype) < 2 * 2**30 else "disk"
 
 def run_settings(out_dir) -> tuple[KAnoCLIPConfig, TrainConfig]:
     "The model and train settings stored in run folder `out_dir`, to resume it."
@@ -320,7 +315,7 @@ class Run:
 def make_run(mc: KAnoCLIPConfig, tc: TrainConfig, roots: list[Path], out: Path, resume: bool = False) -> Run:
     "Seed, build the model, data, knowledge, optimiser and cache of a run; on `resume`, restore its position."
     device = resolve_device(tc.device)
-    amp, compile_ = (f == "on" or (f == "auto" and device.type == "cuda") for f in (tc.amp, tc.compile))
+    amp, compile_ = on_for(tc.amp, device), on_for(tc.compile, device)
     seed_everything(tc.seed)
     model = KAnoCLIP(mc).to(device)
     bb = model.backbone
@@ -348,19 +343,27 @@ def _batches(n: int, tc: TrainConfig, epoch: int) -> list[list[int]]:
     return [order[i:i + tc.batch_size] for i in range(0, n, tc.batch_size)]
 
 # %% ../nbs/15_train.ipynb #bf6f1244
+def _step_inputs(run: Run, batches: list[list[int]]):
+    "For each batch of `batches`: its features, masks, labels, class names and size; read from the cache, or encoded (`none`)."
+    if run.cache.mode != "none":                  # `fill_cache` stored every image before the first step
+        for b in batches:
+            run.cache.hits += len(b)
+            yield *run.cache.batch([run.keys[i] for i in b], run.device), len(b)
+        return
+    for items in DataLoader(_Indexed(run.ds), batch_sampler=batches, num_workers=run.tc.num_workers, collate_fn=list):
+        run.cache.misses += len(items)
+        yield *batch_features(run.model, items, run.device), len(items)
+
 def run_epoch(run: Run, stop=None, progress: bool = True) -> dict:
     "Train the remaining batches of epoch `run.epoch`; advance the position and return the epoch's record."
     batches = _batches(len(run.ds), run.tc, run.epoch)
-    cached = {k for k in set(run.keys) if k in run.cache}
-    loader = DataLoader(_Uncached(run.ds, run.keys, cached), batch_sampler=batches[run.batch:],
-                        num_workers=run.tc.num_workers, collate_fn=list)
     sums, t0 = {}, time.time()
-    bar = tqdm(loader, desc=f"epoch {run.epoch + 1}/{run.tc.epochs}", disable=not progress, leave=False)
-    for items in bar:
-        losses = train_step(run.model, run.opt, *batch_features(run.model, run.cache, items, run.keys, run.device),
-                            bank=run.bank, amp=run.amp)
+    bar = tqdm(_step_inputs(run, batches[run.batch:]), total=len(batches) - run.batch,
+               desc=f"epoch {run.epoch + 1}/{run.tc.epochs}", disable=not progress, leave=False)
+    for *inputs, n in bar:
+        losses = train_step(run.model, run.opt, *inputs, bank=run.bank, amp=run.amp)
         run.batch += 1
-        for k, v in losses.items(): sums[k] = sums.get(k, 0.0) + v * len(items)
+        for k, v in losses.items(): sums[k] = sums.get(k, 0.0) + v * n
         bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
         if stop is not None and stop.requested and run.batch < len(batches): raise KeyboardInterrupt
     rec = dict(epoch=run.epoch + 1, seconds=round(time.time() - t0, 3), **{k: v / len(run.ds) for k, v in sums.items()})
@@ -407,15 +410,20 @@ def train(model_config: KAnoCLIPConfig | None, train_config: TrainConfig | None,
     elif (out / RESUME_FILE).exists():
         raise InputError(f"{out} already holds a training run: resume it (resume=True), or choose another folder",
                          arg="out_dir", fix={"resume": True})
-    run = make_run(model_config, train_config, roots, out, resume)
-    if resume and progress:
-        print(f"{out} has finished its {run.tc.epochs} epochs: nothing to train (more epochs would go on)" if run.epoch >= run.tc.epochs
-              else f"resuming {out} at epoch {run.epoch + 1} of {run.tc.epochs}" + "".join(f"; {n}" for n in notes))
-    t0 = time.time()
+    run, t0 = make_run(model_config, train_config, roots, out, resume), time.time()
+    if run.epoch >= run.tc.epochs:         # a finished run resumed: no feature to encode, no step to take
+        if progress: print(f"{out} has finished its {run.tc.epochs} epoch{'s' * (run.tc.epochs != 1)}: nothing to train "
+                           "(give more epochs to go on)")
+        return _result(run, t0)
+    if resume and progress: print(f"resuming {out} at epoch {run.epoch + 1} of {run.tc.epochs}" + "".join(f"; {n}" for n in notes))
     plan_cache(run.cache, run.model, len(run.ds), progress)   # size and place, printed; refused here if it cannot fit
     fill_cache(run.model, run.ds, run.keys, run.cache, _batches(len(run.ds), run.tc, 0), run.device, run.tc.num_workers, progress)
     fit(run, progress)
-    return dict(run_dir=str(out), epochs=run.history, seconds=round(time.time() - t0, 3), skipped=run.skipped,
+    return _result(run, t0)
+
+def _result(run: Run, t0: float) -> dict:
+    "What `train` returns: the run folder, the epochs trained in this call, the time since `t0`, samples left out, cache use."
+    return dict(run_dir=str(run.out), epochs=run.history, seconds=round(time.time() - t0, 3), skipped=run.skipped,
                 cache=dict(mode=run.cache.mode, hits=run.cache.hits, misses=run.cache.misses))
 
 # %% ../nbs/15_train.ipynb #8726792f

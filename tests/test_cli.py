@@ -3,21 +3,7 @@ import subprocess
 
 import pytest
 
-from kanoclip.cli import main
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(capsys, *argv, says):
-    code, _, err = run(capsys, *argv)
-    assert code == 2, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    assert says in err, err
-    return err
+from conftest import one_line_error, run_cli as run
 
 
 def test_console_script_help():

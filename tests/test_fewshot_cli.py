@@ -188,3 +188,17 @@ def test_predict_refuses_bad_fewshot_options(capsys, tmp_path, checkpoint, data,
     given = [data / "ring" / "train" / "good" if g == "R" else g for g in given]
     one_line_error(capsys, "predict", "--checkpoint", checkpoint, data / "ring" / "test", "--class-name", "ring",
                    "--out", tmp_path / "p", *given, says=says)
+
+
+def test_predict_references_are_in_the_folder_when_it_lands(capsys, tmp_path, checkpoint, data, monkeypatch):
+    "references.json is written into the folder being built, before it is put in place: one folder, one whole run."
+    import kanoclip.files
+    put, at_swap = kanoclip.files._put_in_place, []
+    def spy(stage, out):
+        at_swap.append(sorted(p.name for p in stage.iterdir())); put(stage, out)
+    monkeypatch.setattr(kanoclip.files, "_put_in_place", spy)
+    code, out, err = run(capsys, "predict", "--checkpoint", checkpoint, data / "ring" / "test", "--class-name", "ring",
+                         "--reference", data / "ring" / "train" / "good", "--out", tmp_path / "p", "--device", "cpu")
+    assert code == 0, err
+    assert at_swap == [["maps", "overlays", "predictions.json", "references.json"]]
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == at_swap[0]

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from fastcore.basics import patch
 
 from .files import atomic_write, read_safetensors
@@ -24,7 +24,8 @@ from .losses import local_loss, global_loss, total_loss
 from .knowledge import kd_loss
 
 # %% auto #0
-__all__ = ['CONFIG_FILE', 'WEIGHTS_FILE', 'KAnoCLIPConfig', 'KAnoCLIP', 'read_checkpoint_config', 'perturb_']
+__all__ = ['CONFIG_FILE', 'WEIGHTS_FILE', 'ABLATION_SWITCHES', 'ABLATION_ROWS', 'KAnoCLIPConfig', 'KAnoCLIP',
+           'read_checkpoint_config', 'perturb_', 'ablation_switches']
 
 # %% ../nbs/08_model.ipynb #c006
 @dataclass
@@ -256,3 +257,12 @@ def perturb_(model: nn.Module, std: float = 0.02, seed: int = 0) -> nn.Module:
         for p in model.parameters():
             if p.requires_grad: p.add_(torch.randn(p.shape, generator=g).to(p) * std)
     return model
+
+# %% ../nbs/08_model.ipynb #c28939e0
+ABLATION_SWITCHES = ("use_knpl", "use_vv", "use_bicmci", "use_adapter")   # Table 3's columns, in the paper's order
+ABLATION_ROWS = {row: (True,) * (row - 1) + (False,) * (5 - row) for row in range(1, 6)}   # row -> its switches
+
+def ablation_switches(row: int) -> dict:
+    "The config fields of Table 3's row `row` (1: plain CLIP ... 5: the full model)."
+    if row not in ABLATION_ROWS: raise InputError(f"Table 3 has rows 1-5, not {row!r}", arg="row")
+    return dict(zip(ABLATION_SWITCHES, ABLATION_ROWS[row]))

@@ -13,7 +13,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .backbone import InputError, check_positive_int
-from .data import IMG_EXTS, _check_file, _natural, _orientation, _to_rgb, _upright, load_image, to_model_input
+from .data import IMG_EXTS, _check_file, _natural, _orientation, _to_rgb, _upright, to_model_input
 from .files import atomic_write, result_folder
 from .viz import heatmap_png, overlay
 

@@ -1,6 +1,5 @@
 "`kanoclip prepare`: folder layouts, every file checked, mask statistics and empty-mask warnings per class."
 import json
-import os
 
 import numpy as np
 import pytest

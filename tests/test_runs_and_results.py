@@ -11,7 +11,6 @@ import shutil
 import tracemalloc
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image

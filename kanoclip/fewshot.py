@@ -101,11 +101,12 @@ def nearest_similarity(queries: Tensor, bank: Tensor, budget: int = 64 * 2**20) 
     (m, c), n = queries.shape, bank.shape[0]
     mq, nb = search_chunks(m, n, c, bank.element_size(), budget)
     out = torch.empty(m, dtype=torch.float32, device=bank.device)
-    for i in range(0, m, mq):
-        q = F.normalize(queries[i:i + mq].to(bank.device, torch.float32), dim=-1).to(bank.dtype)   # [mq, C]
-        best = torch.full((len(q),), -math.inf, device=bank.device)
-        for j in range(0, n, nb): best = torch.maximum(best, (q @ bank[j:j + nb].T).amax(1).float())  # [mq, nb] -> [mq]
-        out[i:i + mq] = best
+    with torch.autocast(bank.device.type, enabled=False):          # in the bank's dtype under AMP too: no bf16 copies
+        for i in range(0, m, mq):
+            q = F.normalize(queries[i:i + mq].to(bank.device, torch.float32), dim=-1).to(bank.dtype)   # [mq, C]
+            best = torch.full((len(q),), -math.inf, device=bank.device)
+            for j in range(0, n, nb): best = torch.maximum(best, (q @ bank[j:j + nb].T).amax(1).float())  # [mq, nb] -> [mq]
+            out[i:i + mq] = best
     return out
 
 # %% ../nbs/18_fewshot.ipynb #8b1e6d80

@@ -79,11 +79,11 @@ def memory_child(shots: int, dtype: str, budget_mb: float):
     "In a fresh process: resident memory of a bank and peak memory of one search (see the docstring). Prints JSON."
     torch.set_num_threads(1)
     test = random_feats(1, seed=1)
-    fewshot_map(test, bank_from_features(random_feats(1, seed=2), ["w"], [(0, 0)], dtype=torch.float32), PAPER_SIZE)  # warm-up
+    fewshot_map(test, bank_from_features(random_feats(1, seed=2), ["w"], dtype=torch.float32), PAPER_SIZE)  # warm-up
     _settle()
     before = _status()["VmRSS"]
     feats = random_feats(shots)
-    bank = bank_from_features(feats, [f"r{i}" for i in range(shots)], [(0, 0)] * shots, dtype=getattr(torch, dtype))
+    bank = bank_from_features(feats, [f"r{i}" for i in range(shots)], dtype=getattr(torch, dtype))
     del feats; _settle()
     bank_rss = _status()["VmRSS"] - before
     out = dict(bank_nbytes=bank.nbytes, bank_rss=bank_rss, search_peak=None)
@@ -100,7 +100,7 @@ def cuda_memory(shots: int, budget_mb: float) -> dict:
     base = torch.cuda.memory_allocated()
     test = random_feats(1, "cuda", seed=1)
     feats = random_feats(shots, "cuda")
-    bank = bank_from_features(feats, [f"r{i}" for i in range(shots)], [(0, 0)] * shots)
+    bank = bank_from_features(feats, [f"r{i}" for i in range(shots)])
     del feats; torch.cuda.synchronize()
     held = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
@@ -151,7 +151,7 @@ def bench_speed(a):
     model = perturb_(KAnoCLIP(cfg)).eval()
     g = torch.Generator().manual_seed(0)
     refs = torch.randn(a.speed_shots, 3, a.size, a.size, generator=g)
-    with torch.inference_mode(): bank = build_bank(model, refs, [f"r{i}" for i in range(a.speed_shots)], [(a.size, a.size)] * a.speed_shots)
+    with torch.inference_mode(): bank = build_bank(model, refs, [f"r{i}" for i in range(a.speed_shots)])
     det = FewShotDetector(model, {cls: bank})
     x = torch.randn(a.batch, 3, a.size, a.size, generator=g)
     runs = {"zero-shot predict": lambda: model.predict(x, cls), f"{a.speed_shots}-shot predict": lambda: det.predict(x, cls)}

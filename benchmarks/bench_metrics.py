@@ -21,7 +21,7 @@ from scipy import ndimage
 from skimage import measure
 from sklearn.metrics import auc, roc_auc_score
 
-from kanoclip.metrics import aupro, pixel_auroc, pixel_metrics
+from kanoclip.metrics import pixel_aupro, pixel_auroc, pixel_metrics
 
 
 def make_data(n=200, size=256, seed=0):
@@ -117,7 +117,7 @@ def main():
           f"{int((masks.reshape(args.n, -1).any(1)).sum())} anomalous maps, {n_regions} regions, "
           f"{masks.mean():.2%} anomalous pixels, {len(np.unique(maps)) / 1e6:.2f} M distinct scores")
 
-    t_ours, (auroc_ours, aupro_ours) = timed(lambda: (pixel_auroc(maps, masks), aupro(maps, masks)), repeat=3)
+    t_ours, (auroc_ours, aupro_ours) = timed(lambda: (pixel_auroc(maps, masks), pixel_aupro(maps, masks)), repeat=3)
     t_one, pm = timed(lambda: pixel_metrics(maps, masks), repeat=3)
     t_sk, auroc_sk = timed(lambda: roc_auc_score(masks.ravel(), maps.ravel()))
     t_pro, aupro_base = timed(lambda: baseline_aupro(masks, maps, args.thresholds))
@@ -126,7 +126,7 @@ def main():
     t_full, aupro_full = timed(lambda: full_sort_aupro(masks, maps))
 
     tracemalloc.start()
-    aupro(maps, masks)
+    pixel_aupro(maps, masks)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
 
@@ -142,7 +142,7 @@ def main():
           f"{t_full:.2f} s")
     print(f"{'all 4 pixel metrics, one pass [s]':36s}{t_one:18.2f}   "
           + ", ".join(f"{k} {v:.4f}" for k, v in pm.items()))
-    print(f"{'peak memory of aupro()':36s}{peak / 2**20:15.0f} MiB   = {peak / n_px:.1f} bytes per pixel "
+    print(f"{'peak memory of pixel_aupro()':36s}{peak / 2**20:15.0f} MiB   = {peak / n_px:.1f} bytes per pixel "
           f"(inputs: {maps.nbytes / 2**20:.0f} MiB maps + {masks.nbytes / 2**20:.0f} MiB masks)")
 
 

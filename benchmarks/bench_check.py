@@ -13,15 +13,14 @@ the same size), then decodes every file three ways, side by side:
 Prints images per second (best of 3 runs) and the speed-ups; extrapolates to VisA (10 821 images). No asserts on time.
 """
 import argparse
-import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from kanoclip.data import _cpus, check_dataset, load_image, load_pair
+from common import best_time
 
 
 def make_set(root: Path, n: int, size, seed=0) -> dict:
@@ -47,14 +46,6 @@ def baseline(meta, root):
         else: load_image(root / s["img_path"])
 
 
-def timed(f, *a, repeat=1, **k):
-    "Best wall time of `repeat` runs of f(*a, **k), and its result."
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter(); out = f(*a, **k); best = min(best, time.perf_counter() - t)
-    return best, out
-
-
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200)
@@ -63,12 +54,12 @@ if __name__ == "__main__":
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        t_make, meta = timed(make_set, root, a.n, a.size)
+        t_make, meta = best_time(make_set, root, a.n, a.size)
         print(f"{a.n} images of {a.size[0]}x{a.size[1]} ({a.n // 2} with masks) written in {t_make:.1f} s; "
               f"{_cpus()} CPU(s) usable")
-        t_base, _ = timed(baseline, meta, root, repeat=a.repeat)
-        t_one, rep = timed(check_dataset, meta, root, workers=1, repeat=a.repeat)
-        t_pool, rep2 = timed(check_dataset, meta, root, repeat=a.repeat)
+        t_base, _ = best_time(baseline, meta, root, repeat=a.repeat)
+        t_one, rep = best_time(check_dataset, meta, root, workers=1, repeat=a.repeat)
+        t_pool, rep2 = best_time(check_dataset, meta, root, repeat=a.repeat)
         assert rep.bad == rep2.bad == [] and rep.stats == rep2.stats
         for name, t in (("full decode, 1 thread", t_base), ("check_dataset, 1 thread", t_one),
                         (f"check_dataset, {min(8, _cpus())} threads", t_pool)):

@@ -8,14 +8,14 @@ path off) run interleaved -- warm-up first, then `repeats` rounds of each in tur
 median time of each and its ratio to `encode_image`. The target is CLIP-VV <= 1.3x: the local path adds one
 attention and one output projection per block but no MLP. No asserts: the numbers are for reading.
 """
-import os, statistics
+import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 from kanoclip.backbone import load_clip
 from kanoclip.clip_vv import CLIPVV
-from common import bench_parser, timed
+from common import bench_parser, interleaved_medians
 
 
 def bench(name, batch, size, repeats, warmup=2):
@@ -24,13 +24,8 @@ def bench(name, batch, size, repeats, warmup=2):
     runs = {"encode_image": lambda: bb.model.encode_image(x),
             "CLIP-VV": CLIPVV(bb.model), "CLIP-VV, no local path": CLIPVV(bb.model, local_path=False)}
     runs = {k: (f if k == "encode_image" else (lambda e=f: e(x))) for k, f in runs.items()}
-    times = {k: [] for k in runs}
     with torch.inference_mode():   # encode_image without autograd bookkeeping, like CLIP-VV inside
-        for _ in range(warmup):
-            for f in runs.values(): f()
-        for _ in range(repeats):
-            for k, f in runs.items(): times[k].append(timed(f))
-    return {k: statistics.median(v) for k, v in times.items()}
+        return interleaved_medians(runs, repeats, warmup)
 
 
 def main(argv=None):

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_fewshot.py [--parts memory speed auroc] [--threads 1]
         memory: [--shots 1 4 16] [--budgets 64 8]
-        speed:  [--model ViT-B-16] [--size 224] [--batch 8] [--speed-shots 4] [--repeats 7]
+        speed:  [--models ViT-B-16] [--size 224] [--batch 8] [--speed-shots 4] [--repeats 7]
         auroc:  [--seeds 0 1 2] [--epochs 4]
 
 memory -- a class's bank at the paper's setting (37 x 37 patches, 4 stages, 768-d features) for k = 1, 4, 16,
@@ -21,7 +21,8 @@ measured here as bfloat16 storage; on a machine with CUDA the float16 bank and s
 speed -- the cost a k-shot bank adds to `predict`, side by side: `model.predict(x, cls)` (zero-shot) and
 `FewShotDetector.predict(x, cls)` (the same model and a bank of `--speed-shots` references) run interleaved,
 warm-up first, then `repeats` rounds of each in turn; the table shows the medians per image and their ratio.
-ViT-B-16 with random CLIP weights (`pretrained=None`) and `perturb_` noise on the trained parameters, CPU.
+ViT-B-16 (or each of `--models`) with random CLIP weights (`pretrained=None`) and `perturb_` noise on the trained
+parameters, CPU.
 Target: ratio <= 1.25 at k = 4.
 
 auroc -- image and pixel AUROC for k = 0, 1, 2, 4 over `--seeds` on generated data: the four unseen categories
@@ -33,38 +34,19 @@ table gives, per group of categories and k, the mean over the categories, then m
 the seeds, of the fused detector (w = 0.5) and of the few-shot map alone (w = 1). No asserts: the numbers are
 for reading.
 """
-import argparse, ctypes, gc, json, os, re, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, sys, tempfile, time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
-import torch.nn.functional as F
 
 from kanoclip.clip_vv import VVOutput
 from kanoclip.fewshot import (FewShotDetector, bank_from_features, build_bank, compare_shots, fewshot_map,
                               search_chunks, shots_table)
-from kanoclip.model import KAnoCLIP, KAnoCLIPConfig, perturb_
+from kanoclip.model import KAnoCLIP, KAnoCLIPConfig
+from common import MIB, bench_parser, build_model, interleaved_medians, mib, reset_hwm, run_child, settle, status
 
 GRID, STAGES, DIM, PAPER_SIZE = (37, 37), 4, 768, 518
-MIB = 2**20
-
-
-def _status() -> dict:
-    s = open("/proc/self/status").read()
-    return {k: int(re.search(rf"{k}:\s+(\d+) kB", s).group(1)) * 1024 for k in ("VmRSS", "VmHWM")}
-
-
-def _settle():
-    gc.collect()
-    try: ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError): pass
-
-
-def _reset_hwm() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh: fh.write("5")
-        return True
-    except OSError: return False
 
 
 def random_feats(b: int, device="cpu", seed: int = 0) -> VVOutput:
@@ -79,18 +61,18 @@ def memory_child(shots: int, dtype: str, budget_mb: float):
     "In a fresh process: resident memory of a bank and peak memory of one search (see the docstring). Prints JSON."
     torch.set_num_threads(1)
     test = random_feats(1, seed=1)
-    fewshot_map(test, bank_from_features(random_feats(1, seed=2), ["w"], [(0, 0)], dtype=torch.float32), PAPER_SIZE)  # warm-up
-    _settle()
-    before = _status()["VmRSS"]
+    fewshot_map(test, bank_from_features(random_feats(1, seed=2), ["w"], dtype=torch.float32), PAPER_SIZE)  # warm-up
+    settle()
+    before = status()["VmRSS"]
     feats = random_feats(shots)
-    bank = bank_from_features(feats, [f"r{i}" for i in range(shots)], [(0, 0)] * shots, dtype=getattr(torch, dtype))
-    del feats; _settle()
-    bank_rss = _status()["VmRSS"] - before
+    bank = bank_from_features(feats, [f"r{i}" for i in range(shots)], dtype=getattr(torch, dtype))
+    del feats; settle()
+    bank_rss = status()["VmRSS"] - before
     out = dict(bank_nbytes=bank.nbytes, bank_rss=bank_rss, search_peak=None)
     if dtype == "float32":
-        ok = _reset_hwm(); start = _status()["VmRSS"]
+        ok = reset_hwm(); start = status()["VmRSS"]
         fewshot_map(test, bank, PAPER_SIZE, budget=int(budget_mb * MIB))
-        out["search_peak"] = _status()["VmHWM"] - start if ok else None
+        out["search_peak"] = status()["VmHWM"] - start if ok else None
     print(json.dumps(out))
 
 
@@ -100,22 +82,13 @@ def cuda_memory(shots: int, budget_mb: float) -> dict:
     base = torch.cuda.memory_allocated()
     test = random_feats(1, "cuda", seed=1)
     feats = random_feats(shots, "cuda")
-    bank = bank_from_features(feats, [f"r{i}" for i in range(shots)], [(0, 0)] * shots)
+    bank = bank_from_features(feats, [f"r{i}" for i in range(shots)])
     del feats; torch.cuda.synchronize()
     held = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
     fewshot_map(test, bank, PAPER_SIZE, budget=int(budget_mb * MIB)); torch.cuda.synchronize()
     return dict(bank=held - base - sum(t.numel() * 4 for t in [test.global_feat, *test.patches]),
                 search_peak=torch.cuda.max_memory_allocated() - held)
-
-
-def run_child(args: list) -> dict:
-    r = subprocess.run([sys.executable, __file__, "--child", *map(str, args)], capture_output=True, text=True, check=True,
-                       env={**os.environ, "MALLOC_MMAP_THRESHOLD_": str(128 * 1024)})
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def mib(b) -> str: return "n/a" if b is None else f"{b / MIB:.1f}"
 
 
 def bench_memory(a):
@@ -126,9 +99,9 @@ def bench_memory(a):
           "search budget | block bound float32 | search peak float32 measured |")
     print("|--:|--:|--:|--:|--:|--:|--:|--:|")
     for k in a.shots:
-        half, full = run_child([k, "bfloat16", a.budgets[0]]), None
+        half, full = run_child(__file__, [k, "bfloat16", a.budgets[0]]), None
         for i, budget in enumerate(a.budgets):
-            full = run_child([k, "float32", budget])
+            full = run_child(__file__, [k, "float32", budget])
             mq, nb = search_chunks(hw, k * hw, DIM, 4, int(budget * MIB))
             bound = mq * (nb * 4 + 8 * DIM + 4)
             lead = (f"| {k} | {mib(k * hw * STAGES * DIM * 2)} | {mib(half['bank_rss'])} | {mib(k * hw * STAGES * DIM * 4)} | "
@@ -141,27 +114,21 @@ def bench_memory(a):
             print(f"| {k} | {mib(m['bank'])} | {mib(m['search_peak'])} |")
 
 
-def timed(f) -> float:
-    t0 = time.perf_counter(); f(); return time.perf_counter() - t0
-
-
 def bench_speed(a):
+    for name in a.models: speed(a, name)
+
+
+def speed(a, name: str):
     cls = "bottle"
-    cfg = KAnoCLIPConfig(backbone=a.model, pretrained=None, image_size=a.size)
-    model = perturb_(KAnoCLIP(cfg)).eval()
+    model = build_model(name, a.size)
     g = torch.Generator().manual_seed(0)
     refs = torch.randn(a.speed_shots, 3, a.size, a.size, generator=g)
-    with torch.inference_mode(): bank = build_bank(model, refs, [f"r{i}" for i in range(a.speed_shots)], [(a.size, a.size)] * a.speed_shots)
+    with torch.inference_mode(): bank = build_bank(model, refs, [f"r{i}" for i in range(a.speed_shots)])
     det = FewShotDetector(model, {cls: bank})
     x = torch.randn(a.batch, 3, a.size, a.size, generator=g)
     runs = {"zero-shot predict": lambda: model.predict(x, cls), f"{a.speed_shots}-shot predict": lambda: det.predict(x, cls)}
-    for _ in range(2):
-        for f in runs.values(): f()
-    times = {k: [] for k in runs}
-    for _ in range(a.repeats):
-        for k, f in runs.items(): times[k].append(timed(f))
-    zs, fs = (statistics.median(v) / a.batch for v in times.values())
-    print(f"\n## Added cost per test image: {a.model} at {a.size} px, random weights, CPU, {a.threads} thread(s), batch "
+    zs, fs = (t / a.batch for t in interleaved_medians(runs, a.repeats).values())
+    print(f"\n## Added cost per test image: {name} at {a.size} px, random weights, CPU, {a.threads} thread(s), batch "
           f"{a.batch}, bank of {a.speed_shots} shots ({bank.nbytes / MIB:.1f} MiB), median of {a.repeats} interleaved runs\n")
     print(f"| zero-shot predict ms/img | {a.speed_shots}-shot predict ms/img | added ms/img | ratio (target <= 1.25) |")
     print("|--:|--:|--:|--:|")
@@ -194,14 +161,12 @@ def bench_auroc(a):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = bench_parser(__doc__, repeats=7)                  # --models (speed: ViT-B-16), --batch, --size, --repeats, --threads
+    p.set_defaults(models=["ViT-B-16"])
     p.add_argument("--parts", nargs="+", default=["memory", "speed", "auroc"], choices=["memory", "speed", "auroc"])
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1 gives the most stable numbers)")
     p.add_argument("--shots", type=int, nargs="+", default=[1, 4, 16])
     p.add_argument("--budgets", type=float, nargs="+", default=[64, 8], help="search budgets in MiB (the first is the default)")
-    p.add_argument("--model", default="ViT-B-16"); p.add_argument("--size", type=int, default=224)
-    p.add_argument("--batch", type=int, default=8); p.add_argument("--speed-shots", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--speed-shots", type=int, default=4)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2]); p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = p.parse_args(argv)

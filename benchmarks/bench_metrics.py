@@ -13,7 +13,6 @@ their difference, an independent exact AUPRO computed the MVTec AD evaluation wa
 as a check, and the peak memory kanoclip's AUPRO allocates (tracemalloc). No asserts on time.
 """
 import argparse
-import time
 import tracemalloc
 
 import numpy as np
@@ -21,7 +20,8 @@ from scipy import ndimage
 from skimage import measure
 from sklearn.metrics import auc, roc_auc_score
 
-from kanoclip.metrics import aupro, pixel_auroc, pixel_metrics
+from kanoclip.metrics import pixel_aupro, pixel_auroc, pixel_metrics
+from common import best_time
 
 
 def make_data(n=200, size=256, seed=0):
@@ -94,14 +94,6 @@ def full_sort_aupro(masks, maps, fpr_limit=0.3):
     return float(np.trapezoid(y, x) / fpr_limit)
 
 
-def timed(f, repeat=1):
-    "Best wall time of `repeat` calls, and the last result."
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter(); out = f(); best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200, help="number of maps")
@@ -117,16 +109,16 @@ def main():
           f"{int((masks.reshape(args.n, -1).any(1)).sum())} anomalous maps, {n_regions} regions, "
           f"{masks.mean():.2%} anomalous pixels, {len(np.unique(maps)) / 1e6:.2f} M distinct scores")
 
-    t_ours, (auroc_ours, aupro_ours) = timed(lambda: (pixel_auroc(maps, masks), aupro(maps, masks)), repeat=3)
-    t_one, pm = timed(lambda: pixel_metrics(maps, masks), repeat=3)
-    t_sk, auroc_sk = timed(lambda: roc_auc_score(masks.ravel(), maps.ravel()))
-    t_pro, aupro_base = timed(lambda: baseline_aupro(masks, maps, args.thresholds))
+    t_ours, (auroc_ours, aupro_ours) = best_time(lambda: (pixel_auroc(maps, masks), pixel_aupro(maps, masks)), repeat=3)
+    t_one, pm = best_time(lambda: pixel_metrics(maps, masks), repeat=3)
+    t_sk, auroc_sk = best_time(lambda: roc_auc_score(masks.ravel(), maps.ravel()))
+    t_pro, aupro_base = best_time(lambda: baseline_aupro(masks, maps, args.thresholds))
     t_base = t_sk + t_pro
 
-    t_full, aupro_full = timed(lambda: full_sort_aupro(masks, maps))
+    t_full, aupro_full = best_time(lambda: full_sort_aupro(masks, maps))
 
     tracemalloc.start()
-    aupro(maps, masks)
+    pixel_aupro(maps, masks)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
 
@@ -142,7 +134,7 @@ def main():
           f"{t_full:.2f} s")
     print(f"{'all 4 pixel metrics, one pass [s]':36s}{t_one:18.2f}   "
           + ", ".join(f"{k} {v:.4f}" for k, v in pm.items()))
-    print(f"{'peak memory of aupro()':36s}{peak / 2**20:15.0f} MiB   = {peak / n_px:.1f} bytes per pixel "
+    print(f"{'peak memory of pixel_aupro()':36s}{peak / 2**20:15.0f} MiB   = {peak / n_px:.1f} bytes per pixel "
           f"(inputs: {maps.nbytes / 2**20:.0f} MiB maps + {masks.nbytes / 2**20:.0f} MiB masks)")
 
 

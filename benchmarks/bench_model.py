@@ -26,24 +26,19 @@ encoder, so its figure is the larger of the encoder's peak and the heads' peak o
 total` is the process's `VmHWM` (Python, torch, CLIP weights and all). Where `/proc/self/clear_refs` is not
 writable the memory columns say n/a.
 """
-import argparse, ctypes, gc, json, os, re, statistics, subprocess, sys
+import argparse, json, os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
-from kanoclip.backbone import TINY_MODEL
-from kanoclip.model import KAnoCLIP, KAnoCLIPConfig, perturb_
-from common import bench_parser, timed
+from common import bench_parser, build_model, interleaved_medians, mib, reset_hwm, run_child, settle, status
 
 CLASS = "bottle"
 
 
 def build(name, size):
     "A trained-looking KAnoCLIP (random CLIP, perturbed heads) in eval mode, and its text cache filled for CLASS."
-    cfg = KAnoCLIPConfig.tiny() if name == TINY_MODEL else KAnoCLIPConfig(backbone=name, pretrained=None, image_size=size)
-    model = perturb_(KAnoCLIP(cfg)).eval()
-    with torch.inference_mode(): model.text_features([CLASS])
-    return model
+    return build_model(name, size, CLASS)
 
 
 def runs(model, x):
@@ -53,19 +48,8 @@ def runs(model, x):
 
 
 def bench_time(model, x, repeats, warmup=2):
-    fs = runs(model, x)
     model.predict(x, CLASS); model.predict(x, CLASS)     # same class twice: text features from the cache
-    for _ in range(warmup):
-        for f in fs.values(): f()
-    times = {k: [] for k in fs}
-    for _ in range(repeats):
-        for k, f in fs.items(): times[k].append(timed(f))
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
-def _status() -> dict:
-    s = open("/proc/self/status").read()
-    return {k: int(re.search(rf"{k}:\s+(\d+) kB", s).group(1)) * 1024 for k in ("VmRSS", "VmHWM")}
+    return interleaved_medians(runs(model, x), repeats, warmup)
 
 
 def child(name, size, batch, which, threads):
@@ -74,30 +58,18 @@ def child(name, size, batch, which, threads):
     model = build(name, size)
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
     f = runs(model, x)[which]
-    gc.collect()
-    try: ctypes.CDLL("libc.so.6").malloc_trim(0)   # hand freed heap pages back, so the call cannot hide in them
-    except (OSError, AttributeError): pass
-    try:
-        with open("/proc/self/clear_refs", "w") as fh: fh.write("5")   # VmHWM := VmRSS
-    except OSError:
+    settle()                                       # hand freed heap pages back, so the call cannot hide in them
+    if not reset_hwm():                            # VmHWM := VmRSS
         print(json.dumps(None)); return
-    before = _status()["VmRSS"]
+    before = status()["VmRSS"]
     f()
-    after = _status()
+    after = status()
     print(json.dumps(dict(extra=after["VmHWM"] - before, total=after["VmHWM"])))
 
 
 def bench_memory(name, size, batch, threads) -> dict:
-    out = {}
-    for which in ("CLIP-VV", "predict"):
-        r = subprocess.run([sys.executable, __file__, "--child", which, "--models", name, "--size", str(size),
-                            "--batch", str(batch), "--threads", str(threads)], capture_output=True, text=True, check=True,
-                           env={**os.environ, "MALLOC_MMAP_THRESHOLD_": str(128 * 1024)})
-        out[which] = json.loads(r.stdout.strip().splitlines()[-1])
-    return out
-
-
-def mib(b): return "n/a" if b is None else f"{b / 2**20:.0f}"
+    return {which: run_child(__file__, [which, "--models", name, "--size", size, "--batch", batch, "--threads", threads])
+            for which in ("CLIP-VV", "predict")}
 
 
 def main(argv=None):
@@ -122,8 +94,8 @@ def main(argv=None):
         ex = {k: v and v["extra"] for k, v in mem.items()}
         tot = {k: v and v["total"] for k, v in mem.items()}
         print(f"| {name:14s} | {vv * 1e3:10.1f} | {pr * 1e3:10.1f} | {pr / vv:12.2f} | {pr / vv - 1:9.0%} | "
-              f"{mib(ex['CLIP-VV']):>17s} | {mib(ex['predict']):>22s} | "
-              f"{mib(tot['CLIP-VV']) + ' / ' + mib(tot['predict']):>27s} |", flush=True)
+              f"{mib(ex['CLIP-VV'], 0):>17s} | {mib(ex['predict'], 0):>22s} | "
+              f"{mib(tot['CLIP-VV'], 0) + ' / ' + mib(tot['predict'], 0):>27s} |", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

@@ -19,8 +19,9 @@ from fastcore.basics import patch
 from .backbone import InputError
 from .clip_vv import VVOutput
 from .bicmci import gaussian_blur
-from .data import AnomalyDataset, load_image, load_meta, to_model_input, _images
+from .data import AnomalyDataset, load_image, load_meta, to_model_input, _images, _orientation, _upright_size
 from .metrics import image_auroc, pixel_auroc
+from .model import _per_image
 from .train import encoder_key
 from .evaluate import _select_classes
 from .predict import PREDICT_EXTS, _folder_images
@@ -29,7 +30,7 @@ from .predict import PREDICT_EXTS, _folder_images
 __all__ = ['SHOT_COLUMNS', 'MemoryBank', 'bank_dtype', 'bank_from_features', 'build_bank', 'search_chunks', 'nearest_similarity',
            'fewshot_map', 'fuse', 'FewShotDetector', 'reference_pool', 'pick_references', 'check_disjoint',
            'image_size_of', 'readable_sizes', 'check_sizes', 'check_references', 'load_references', 'choose_references',
-           'choose_folder_references', 'compare_shots', 'shots_table']
+           'choose_folder_references', 'nested_similarity', 'compare_shots', 'shots_table']
 
 # %% ../nbs/18_fewshot.ipynb #e57c27a4
 @dataclass
@@ -38,7 +39,6 @@ class MemoryBank:
     stages: list        # per stage [k*H*W, C] L2-normalised CLIP-VV patch features, reference by reference
     grid: tuple         # (H, W) patch grid of every reference
     names: list         # the k references (dataset-relative paths), in bank order
-    sizes: list         # original (W, H) in pixels of each reference
     encoder: str = ""   # encoder_key of the model that encoded them
 
     @property
@@ -60,31 +60,31 @@ def to(self: MemoryBank, device, dtype=None) -> MemoryBank:
     "The bank on `device` in `dtype` (default `bank_dtype(device)`); `self` when nothing changes."
     stages = [s.to(device, dtype or bank_dtype(device)) for s in self.stages]
     if all(a is b for a, b in zip(stages, self.stages)): return self
-    return MemoryBank(stages, self.grid, self.names, self.sizes, self.encoder)
+    return MemoryBank(stages, self.grid, self.names, self.encoder)
 
 @patch
 def head(self: MemoryBank, k: int) -> MemoryBank:
     "The bank of the first `k` references only (with nested draws: the bank of `k` shots)."
     if not 1 <= k <= self.shots: raise ValueError(f"k={k} must be in 1..{self.shots}")
     n = k * self.grid[0] * self.grid[1]
-    return MemoryBank([s[:n] for s in self.stages], self.grid, self.names[:k], self.sizes[:k], self.encoder)
+    return MemoryBank([s[:n] for s in self.stages], self.grid, self.names[:k], self.encoder)
 
 # %% ../nbs/18_fewshot.ipynb #040bc774
-def bank_from_features(feats: VVOutput, names, sizes, encoder: str = "", dtype=None) -> MemoryBank:
+def bank_from_features(feats: VVOutput, names, encoder: str = "", dtype=None) -> MemoryBank:
     "A bank from the CLIP-VV features `feats` of `k` reference images (`patches`: per stage `[k, H*W, C]`)."
     k = feats.patches[0].shape[0]
-    if not len(names) == len(sizes) == k: raise ValueError(f"{k} reference images but {len(names)} names and {len(sizes)} sizes")
+    if len(names) != k: raise ValueError(f"{k} reference images but {len(names)} names")
     dt = dtype or bank_dtype(feats.patches[0].device)
     stages = [F.normalize(p.flatten(0, 1).float(), dim=-1).to(dt) for p in feats.patches]   # [k*H*W, C] each
-    return MemoryBank(stages, tuple(feats.grid), [str(n) for n in names], [tuple(s) for s in sizes], encoder)
+    return MemoryBank(stages, tuple(feats.grid), [str(n) for n in names], encoder)
 
-def build_bank(model, images: Tensor, names, sizes, batch_size: int = 8) -> MemoryBank:
+def build_bank(model, images: Tensor, names, batch_size: int = 8) -> MemoryBank:
     "Encode the normalised reference `images` `[k, 3, S, S]` with `model`'s CLIP-VV into a bank."
     if images.ndim != 4 or not len(images): raise ValueError(f"references must be a non-empty [k, 3, S, S] batch, got {tuple(images.shape)}")
     dev = next(model.parameters()).device
     parts = [model.encode(images[i:i + batch_size].to(dev)) for i in range(0, len(images), batch_size)]
     feats = VVOutput(torch.cat([p.global_feat for p in parts]), [torch.cat(s) for s in zip(*(p.patches for p in parts))], parts[0].grid)
-    return bank_from_features(feats, names, sizes, encoder_key(model))
+    return bank_from_features(feats, names, encoder_key(model))
 
 # %% ../nbs/18_fewshot.ipynb #581c07d3
 def search_chunks(m: int, n: int, dim: int, itemsize: int, budget: int) -> tuple[int, int]:
@@ -101,11 +101,12 @@ def nearest_similarity(queries: Tensor, bank: Tensor, budget: int = 64 * 2**20) 
     (m, c), n = queries.shape, bank.shape[0]
     mq, nb = search_chunks(m, n, c, bank.element_size(), budget)
     out = torch.empty(m, dtype=torch.float32, device=bank.device)
-    for i in range(0, m, mq):
-        q = F.normalize(queries[i:i + mq].to(bank.device, torch.float32), dim=-1).to(bank.dtype)   # [mq, C]
-        best = torch.full((len(q),), -math.inf, device=bank.device)
-        for j in range(0, n, nb): best = torch.maximum(best, (q @ bank[j:j + nb].T).amax(1).float())  # [mq, nb] -> [mq]
-        out[i:i + mq] = best
+    with torch.autocast(bank.device.type, enabled=False):          # in the bank's dtype under AMP too: no bf16 copies
+        for i in range(0, m, mq):
+            q = F.normalize(queries[i:i + mq].to(bank.device, torch.float32), dim=-1).to(bank.dtype)   # [mq, C]
+            best = torch.full((len(q),), -math.inf, device=bank.device)
+            for j in range(0, n, nb): best = torch.maximum(best, (q @ bank[j:j + nb].T).amax(1).float())  # [mq, nb] -> [mq]
+            out[i:i + mq] = best
     return out
 
 # %% ../nbs/18_fewshot.ipynb #8b1e6d80
@@ -120,9 +121,13 @@ def _check_bank(bank: MemoryBank, feats: VVOutput, name: str = "the bank"):
 def fewshot_map(feats: VVOutput, bank: MemoryBank, image_size: int, sigma: float = 4.0, budget: int = 64 * 2**20) -> dict:
     "Few-shot maps of images with CLIP-VV features `feats`: `stage_maps` (per stage `[B, H, W]`) and `anomaly_map` `[B, S, S]`."
     _check_bank(bank, feats)
+    sims = [nearest_similarity(p.flatten(0, 1), s, budget) for p, s in zip(feats.patches, bank.stages)]
+    return _maps_of(sims, feats, image_size, sigma)
+
+def _maps_of(sims: list, feats: VVOutput, image_size: int, sigma: float) -> dict:
+    "`fewshot_map`'s output from the per-stage nearest similarities `[B*H*W]` of the patches of `feats`."
     (h, w), b = feats.grid, feats.patches[0].shape[0]
-    stage = [(1 - nearest_similarity(p.flatten(0, 1), s, budget)).clamp_min(0).view(b, h, w)   # M^i_fs  [B, H, W]
-             for p, s in zip(feats.patches, bank.stages)]
+    stage = [(1 - s).clamp_min(0).view(b, h, w) for s in sims]                                 # M^i_fs  [B, H, W]
     mean = torch.stack(stage).mean(0)[:, None]                                                  # [B, 1, H, W]
     up = F.interpolate(mean, size=(image_size, image_size), mode="bilinear", align_corners=False)[:, 0]
     return dict(stage_maps=stage, anomaly_map=gaussian_blur(up, sigma))
@@ -183,7 +188,7 @@ def _bank(self: FewShotDetector, cls: str, device) -> MemoryBank:
 def heads(self: FewShotDetector, feats: VVOutput, class_names) -> dict:
     "The model's `heads` output for `feats` of images of `class_names`, with the few-shot evidence fused in where a class has a bank."
     out = self.model.heads(feats, class_names)
-    names = [class_names] * len(out["score"]) if isinstance(class_names, str) else list(class_names)
+    names = _per_image(class_names, len(out["score"]))
     todo = [c for c in dict.fromkeys(names) if c in self.banks]
     if not todo: return out
     zs_map, zs_score = out["anomaly_map"], out["score"]
@@ -240,22 +245,23 @@ def _digest(p) -> str: return hashlib.sha256(Path(p).read_bytes()).hexdigest()
 def check_disjoint(root, references, evaluated, cls: str = "", arg: str | None = None):
     "Raise if one of `references` (relative to `root`) is one of the `evaluated` image files, or a byte-identical copy of one."
     ev = [Path(p) for p in evaluated]
-    paths, by_size = {_resolved(p) for p in ev}, {}
+    paths, by_size, digests = {_resolved(p) for p in ev}, {}, {}   # digests: {size: {digest: first such file}}, filled on demand
     for p in ev:
         if p.is_file(): by_size.setdefault(p.stat().st_size, []).append(p)
     for r in references:
         f = Path(root) / r
-        same = by_size.get(f.stat().st_size, []) if f.is_file() else []   # only files of equal length are hashed
-        copy = _resolved(f) in paths or next((p for p in same if _digest(p) == _digest(f)), None)
+        copy = _resolved(f) in paths
+        if not copy and f.is_file() and (n := f.stat().st_size) in by_size:   # only files of equal length are hashed, once
+            if n not in digests: digests[n] = {d: p for p in reversed(by_size[n]) for d in [_digest(p)]}
+            copy = digests[n].get(_digest(f))
         if copy: raise InputError(f"reference {f} of class {cls!r} is " + ("also" if copy is True else f"a copy of {copy},")
                                   + " an image to evaluate: references must never be among the evaluated images", arg=arg)
 
+# %% ../nbs/18_fewshot.ipynb #ba24a20d
 def image_size_of(path) -> tuple[int, int]:
     "(W, H) of an image file from its header, upright as `load_image` returns it."
     try:
-        with Image.open(path) as im:
-            w, h = im.size
-            return (h, w) if im.getexif().get(0x0112) in (5, 6, 7, 8) else (w, h)   # EXIF turns by 90 degrees
+        with Image.open(path) as im: return _upright_size(im.size, _orientation(im))
     except Exception as e: raise InputError(f"cannot read image file {path}: {type(e).__name__}: {e}") from e
 
 def readable_sizes(paths) -> set:
@@ -275,6 +281,7 @@ def check_sizes(paths, sizes, other_sizes, cls: str = "", arg: str | None = None
             raise InputError(f"reference {p} of class {cls!r} is {s[0]}x{s[1]} pixels, the images it is compared with "
                              f"are {shown}: references must be normal images of the same product", arg=arg)
 
+# %% ../nbs/18_fewshot.ipynb #43b0066b
 def check_references(root, names, compare_with, cls: str = "", arg: str | None = None):
     "Decode every reference `names` (relative to `root`) in full and check its size against the images `compare_with`."
     if not names: return
@@ -285,10 +292,9 @@ def check_references(root, names, compare_with, cls: str = "", arg: str | None =
     other = readable_sizes(compare_with)
     if other: check_sizes([Path(root) / n for n in names], sizes, other, cls, arg)
 
-def load_references(root, names, image_size: int, mean, std) -> tuple[Tensor, list]:
-    "Model inputs `[k, 3, S, S]` of the references `names` (relative to `root`) and their original sizes (W, H)."
-    ims = [load_image(Path(root) / n) for n in names]
-    return torch.stack([to_model_input(im, image_size, mean, std) for im in ims]), [im.size for im in ims]
+def load_references(root, names, image_size: int, mean, std) -> Tensor:
+    "Model inputs `[k, 3, S, S]` of the references `names` (relative to `root`)."
+    return torch.stack([to_model_input(load_image(Path(root) / n), image_size, mean, std) for n in names])
 
 # %% ../nbs/18_fewshot.ipynb #c96b03c8
 def choose_references(data_root, shots: int, seed: int = 0, classes=None, reference_root=None) -> dict[str, list[str]]:
@@ -330,8 +336,7 @@ def from_references(cls: FewShotDetector, model, root, references: dict, weight:
     bb, banks = model.backbone, {}
     for c, names in references.items():
         if not names: continue
-        x, sizes = load_references(root, names, bb.image_size, bb.mean, bb.std)
-        banks[c] = build_bank(model, x, names, sizes, batch_size)
+        banks[c] = build_bank(model, load_references(root, names, bb.image_size, bb.mean, bb.std), names, batch_size)
     return cls(model, banks, weight, budget_mb)
 
 @patch(cls_method=True)
@@ -353,6 +358,13 @@ def _auroc_pair(scores: list, maps: list, labels, masks) -> tuple[float, float]:
     s, m = torch.cat(scores).numpy(), torch.cat(maps).numpy()
     return image_auroc(s, labels), pixel_auroc(m, masks)
 
+def nested_similarity(feats: VVOutput, bank: MemoryBank, budget: int = 64 * 2**20) -> list[Tensor]:
+    "Per stage `[B*H*W, k]`: column `j` the nearest similarity of each patch to the first `j + 1` references of `bank`."
+    _check_bank(bank, feats)
+    n = bank.grid[0] * bank.grid[1]                                            # bank rows per reference
+    return [torch.stack([nearest_similarity(p.flatten(0, 1), s[r * n:(r + 1) * n], budget) for r in range(bank.shots)], 1)
+            .cummax(1).values for p, s in zip(feats.patches, bank.stages)]    # each reference searched once
+
 def compare_shots(model, data_root, shots=(0, 1, 2, 4), seed: int = 0, classes=None, weight: float = 0.5,
                   batch_size: int = 8) -> list[dict]:
     "Rows `{cls, shots, seed, image_auroc, pixel_auroc, fewshot_image_auroc, fewshot_pixel_auroc, references}` of `model` on `data_root`."
@@ -366,10 +378,11 @@ def compare_shots(model, data_root, shots=(0, 1, 2, 4), seed: int = 0, classes=N
         for b in DataLoader(AnomalyDataset(root, bb.image_size, bb.mean, bb.std, classes=[c], meta=meta), batch_size=batch_size):
             with torch.inference_mode():
                 feats = model.encode(b["image"].to(dev)); zs = model.heads(feats, c)
+                sims = nested_similarity(feats, full) if max(shots) else None
                 for k in shots:
                     outs = {"fused": (zs["score"], zs["anomaly_map"])}
                     if k:
-                        few = fewshot_map(feats, full.head(k), cfg.image_size, cfg.sigma)["anomaly_map"]
+                        few = _maps_of([s[:, k - 1] for s in sims], feats, cfg.image_size, cfg.sigma)["anomaly_map"]
                         f = fuse(zs, few, weight)
                         outs = {"fused": (f["score"], f["anomaly_map"]), "fewshot": (f["fewshot_score"], few)}
                     for v, (s, m) in outs.items(): res[k, v][0].append(s.float().cpu()); res[k, v][1].append(m.float().cpu())

@@ -12,8 +12,8 @@ import torch
 from scipy import ndimage
 
 # %% auto #0
-__all__ = ['f1_max', 'CHUNK', 'EIGHT_CONNECTED', 'aupro', 'image_auroc', 'image_ap', 'image_f1max', 'pixel_auroc', 'pixel_ap',
-           'pixel_f1max', 'pixel_aupro', 'pixel_metrics', 'image_metrics', 'pro_curve']
+__all__ = ['CHUNK', 'EIGHT_CONNECTED', 'image_auroc', 'image_ap', 'image_f1max', 'pixel_auroc', 'pixel_ap', 'pixel_f1max',
+           'pixel_aupro', 'pixel_metrics', 'image_metrics', 'pro_curve']
 
 # %% ../nbs/11_metrics.ipynb #c006
 def _to_numpy(x, name: str) -> np.ndarray:
@@ -162,8 +162,6 @@ def image_f1max(scores, labels) -> float:
     "Best F1 = 2PR/(P+R) over every threshold of image `scores` [N]; nan without positives."
     return _image_curves(scores, labels).f1max
 
-f1_max = image_f1max  # the short name the field uses
-
 # %% ../nbs/11_metrics.ipynb #c026
 CHUNK = 1 << 20  # pixels per chunk of maps in the passes over the pixels
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)  # MVTec AD evaluation's structuring element for mask regions
@@ -229,8 +227,6 @@ def pixel_f1max(maps, masks) -> float:
 def pixel_aupro(maps, masks, fpr_limit: float = 0.3) -> float:
     "Exact area under the PRO curve up to FPR `fpr_limit`, divided by it (MVTec AD); nan without regions or normal pixels."
     return _pixel_curves(maps, masks, regions=True, fpr_limit=fpr_limit).aupro
-
-aupro = pixel_aupro  # the short name the field uses
 
 # %% ../nbs/11_metrics.ipynb #c036
 def pixel_metrics(maps, masks, fpr_limit: float = 0.3) -> dict:

@@ -62,3 +62,18 @@ def test_bf16_and_fp32_steps_agree(setup):
         for k in b:
             assert abs(a[k] - b[k]) <= REL_TOL * abs(b[k]) + ABS_TOL, f"step {i} {k}: bf16 {a[k]:.5f} vs fp32 {b[k]:.5f}"
     assert fp32[-1]["total"] < fp32[0]["total"]                     # the steps do learn
+
+
+def test_bank_search_keeps_the_bank_dtype_under_autocast():
+    "`FewShotDetector.predict(amp=True)` runs the bank search under bf16 autocast: it must stay in the bank's float16."
+    from kanoclip.fewshot import nearest_similarity
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(300, 64, generator=g)
+    bank = torch.nn.functional.normalize(torch.cat([q[:100] + 0.01 * torch.randn(100, 64, generator=g),
+                                                    torch.randn(200, 64, generator=g)]), dim=-1).half()
+    plain = nearest_similarity(q, bank, budget=64 * 1024)                # several blocks, fp16 as on a GPU
+    with CudaAutocastEmulation() as emu, torch.autocast("cpu", dtype=torch.bfloat16):
+        amp = nearest_similarity(q, bank, budget=64 * 1024)
+    mm = [dt for c, op, dt in emu.log if c == "nearest_similarity" and op in ("matmul", "__matmul__")]
+    assert mm and set(mm) == {torch.float16}, f"bank search ran in {set(mm)}"
+    assert torch.equal(amp, plain)                                      # bf16 would move similarities near 1 by ~0.004

@@ -49,3 +49,19 @@ def test_references_find_real_defects(bottle_root, tmp_path, model):
     assert rows[0]["pixel_auroc"] < 0.5                   # the untrained zero-shot map is worse than chance here
     assert rows[4]["fewshot_pixel_auroc"] > 0.7 and rows[4]["fewshot_image_auroc"] > 0.55
     assert rows[4]["image_auroc"] > rows[0]["image_auroc"] + 0.05
+
+
+def test_check_disjoint_hashes_each_file_once(tmp_path, monkeypatch):
+    "30 references against 40 evaluated files of the same length: 70 hashes at most, not one per pair."
+    import kanoclip.fewshot as fs
+    (tmp_path / "ev").mkdir(); (tmp_path / "refs").mkdir()
+    for i in range(40): (tmp_path / "ev" / f"{i}.png").write_bytes(b"e%03d" % i)
+    for i in range(30): (tmp_path / "refs" / f"{i}.png").write_bytes(b"r%03d" % i)
+    hashed, digest = [], fs._digest
+    monkeypatch.setattr(fs, "_digest", lambda p: hashed.append(p) or digest(p))
+    evaluated = sorted((tmp_path / "ev").iterdir())
+    fs.check_disjoint(tmp_path / "refs", [f"{i}.png" for i in range(30)], evaluated, "c")
+    assert len(hashed) <= 30 + 40 and len(set(hashed)) == len(hashed), len(hashed)
+    (tmp_path / "refs" / "7.png").write_bytes(b"e012")                       # a copy of an evaluated file is still found
+    with pytest.raises(ValueError, match=r"refs/7.png of class 'c' is a copy of .*ev/12.png"):
+        fs.check_disjoint(tmp_path / "refs", [f"{i}.png" for i in range(30)], evaluated, "c")

@@ -8,7 +8,7 @@ from scipy import ndimage
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 import kanoclip.metrics as M
-from kanoclip.metrics import (aupro, f1_max, image_ap, image_auroc, image_metrics, pixel_ap, pixel_auroc,
+from kanoclip.metrics import (image_ap, image_auroc, image_f1max, image_metrics, pixel_ap, pixel_aupro, pixel_auroc,
                               pixel_f1max, pixel_metrics, pro_curve)
 
 EIGHT = np.ones((3, 3), dtype=int)  # MVTec AD evaluation's structuring element
@@ -90,14 +90,14 @@ def test_image_metrics_equal_sklearn(seed, decimals):
     s, y = image_data(seed, decimals=decimals)
     assert abs(image_auroc(s, y) - roc_auc_score(y, s)) < 1e-9
     assert abs(image_ap(s, y) - average_precision_score(y, s)) < 1e-9
-    assert abs(f1_max(s, y) - brute_f1max(s, y)) < 1e-12
+    assert abs(image_f1max(s, y) - brute_f1max(s, y)) < 1e-12
     assert image_metrics(s, y) == {"image_auroc": image_auroc(s, y), "image_ap": image_ap(s, y),
-                                   "image_f1max": f1_max(s, y)}
+                                   "image_f1max": image_f1max(s, y)}
 
 
 def test_image_metrics_are_python_floats_in_range():
     s, y = image_data(3, n=50)
-    for f in (image_auroc, image_ap, f1_max):
+    for f in (image_auroc, image_ap, image_f1max):
         v = f(s, y)
         assert type(v) is float and 0 <= v <= 1
 
@@ -128,7 +128,7 @@ def test_pixel_metrics_with_negative_and_signed_zero_scores():
     yv, sv = masks.ravel(), maps.ravel()
     assert abs(pixel_auroc(maps, masks) - roc_auc_score(yv, sv)) < 1e-9
     assert abs(pixel_ap(maps, masks) - average_precision_score(yv, sv)) < 1e-9
-    assert abs(aupro(maps, masks) - ref_aupro(maps, masks)) < 1e-6
+    assert abs(pixel_aupro(maps, masks) - ref_aupro(maps, masks)) < 1e-6
 
 
 def test_maps_are_compared_in_their_own_precision():
@@ -150,7 +150,7 @@ def test_many_positives_few_negatives():
         assert abs(pixel_auroc(maps, masks) - roc_auc_score(yv, sv)) < 1e-9
         assert abs(pixel_ap(maps, masks) - average_precision_score(yv, sv)) < 1e-9
         assert abs(pixel_f1max(maps, masks) - brute_f1max(sv, yv)) < 1e-12
-    assert abs(aupro(maps, masks) - ref_aupro(maps, masks)) < 1e-6
+    assert abs(pixel_aupro(maps, masks) - ref_aupro(maps, masks)) < 1e-6
 
 
 def test_counting_in_chunks_equals_counting_at_once():
@@ -176,13 +176,13 @@ def test_counting_in_chunks_equals_counting_at_once():
 @pytest.mark.parametrize("seed,decimals", [(0, 2), (1, 1), (2, 2)])
 def test_aupro_equals_slow_reference(seed, decimals, limit):
     maps, masks = pixel_data(seed, decimals=decimals)
-    assert abs(aupro(maps, masks, fpr_limit=limit) - ref_aupro(maps, masks, limit)) < 1e-6
+    assert abs(pixel_aupro(maps, masks, fpr_limit=limit) - ref_aupro(maps, masks, limit)) < 1e-6
 
 
 def test_aupro_without_ties_equals_reference():
     maps, masks = pixel_data(3, n=4, size=20, decimals=None)
     assert len(np.unique(maps)) > 0.99 * maps.size
-    assert abs(aupro(maps, masks) - ref_aupro(maps, masks)) < 1e-6
+    assert abs(pixel_aupro(maps, masks) - ref_aupro(maps, masks)) < 1e-6
 
 
 def test_pro_curve_is_the_reference_curve_without_collinear_points():
@@ -203,7 +203,7 @@ def test_aupro_uses_eight_connectivity():
     masks[0, 0:2, 0:2] = masks[0, 2:4, 2:4] = True                  # one 8-connected region of 8 px
     masks[0, 6, 6:8] = True
     maps = np.zeros((1, 8, 8), np.float32); maps[0, 0:2, 0:2] = 1
-    assert abs(aupro(maps, masks) - 0.3625) < 1e-12                  # 4-connectivity would give 0.4333
+    assert abs(pixel_aupro(maps, masks) - 0.3625) < 1e-12                  # 4-connectivity would give 0.4333
 
 
 def test_chunked_sweep_equals_one_chunk(monkeypatch):
@@ -223,29 +223,29 @@ def test_pixel_metrics_is_the_individual_functions():
     assert pm["pixel_auroc"] == pixel_auroc(maps, masks)
     assert pm["pixel_ap"] == pixel_ap(maps, masks)
     assert pm["pixel_f1max"] == pixel_f1max(maps, masks)
-    assert pm["pixel_aupro"] == aupro(maps, masks, fpr_limit=0.2)
-    assert aupro(maps, masks, fpr_limit=np.float32(0.5)) == aupro(maps, masks, fpr_limit=float(np.float32(0.5)))
+    assert pm["pixel_aupro"] == pixel_aupro(maps, masks, fpr_limit=0.2)
+    assert pixel_aupro(maps, masks, fpr_limit=np.float32(0.5)) == pixel_aupro(maps, masks, fpr_limit=float(np.float32(0.5)))
 
 
 def test_perfect_and_worst_maps():
     _, masks = pixel_data(11)
     perfect = masks.astype(np.float32)
-    for f in (pixel_auroc, pixel_ap, pixel_f1max, aupro): assert f(perfect, masks) == 1.0
+    for f in (pixel_auroc, pixel_ap, pixel_f1max, pixel_aupro): assert f(perfect, masks) == 1.0
     assert pixel_auroc(1 - perfect, masks) == 0.0
-    assert aupro(1 - perfect, masks) == 0.0
+    assert pixel_aupro(1 - perfect, masks) == 0.0
 
 
 # ---------------------------------------------------------------- undefined cases
 
 def test_undefined_cases_are_nan():
     s = np.array([0.1, 0.5, 0.3])
-    for f in (image_auroc, image_ap, f1_max): assert math.isnan(f(s, [0, 0, 0]))
+    for f in (image_auroc, image_ap, image_f1max): assert math.isnan(f(s, [0, 0, 0]))
     assert math.isnan(image_auroc(s, [1, 1, 1]))
-    assert image_ap(s, [1, 1, 1]) == 1.0 and f1_max(s, [1, 1, 1]) == 1.0
+    assert image_ap(s, [1, 1, 1]) == 1.0 and image_f1max(s, [1, 1, 1]) == 1.0
     maps = np.random.default_rng(0).random((3, 8, 8))
     normal = np.zeros((3, 8, 8), bool)
-    for f in (pixel_auroc, pixel_ap, pixel_f1max, aupro): assert math.isnan(f(maps, normal))
-    assert math.isnan(pixel_auroc(maps, ~normal)) and math.isnan(aupro(maps, ~normal))
+    for f in (pixel_auroc, pixel_ap, pixel_f1max, pixel_aupro): assert math.isnan(f(maps, normal))
+    assert math.isnan(pixel_auroc(maps, ~normal)) and math.isnan(pixel_aupro(maps, ~normal))
     assert all(math.isnan(v) for v in pixel_metrics(maps, normal).values())
 
 
@@ -255,7 +255,7 @@ def test_constant_scores_match_sklearn():
     assert abs(image_ap(s, y) - average_precision_score(y, s)) < 1e-12
     maps, masks = np.zeros((2, 8, 8), np.float32), pixel_data(0, n=2, size=8)[1]
     assert pixel_auroc(maps, masks) == 0.5
-    assert abs(aupro(maps, masks) - ref_aupro(maps, masks)) < 1e-12  # one step (0,0)-(1,1): 0.15
+    assert abs(pixel_aupro(maps, masks) - ref_aupro(maps, masks)) < 1e-12  # one step (0,0)-(1,1): 0.15
 
 
 # ---------------------------------------------------------------- bad input
@@ -263,7 +263,7 @@ def test_constant_scores_match_sklearn():
 @pytest.mark.parametrize("call,msg", [
     (lambda: image_auroc([0.1, np.nan], [0, 1]), "scores contains NaN or infinite values (first at index 1)"),
     (lambda: image_ap([0.1, np.inf], [0, 1]), "scores contains NaN"),
-    (lambda: f1_max([0.1, 0.2], [0, 2]), "labels must be binary"),
+    (lambda: image_f1max([0.1, 0.2], [0, 2]), "labels must be binary"),
     (lambda: image_auroc([0.1, 0.2], [0, 0.5]), "labels must be binary"),
     (lambda: image_auroc([0.1, 0.2], [0, 1, 1]), "labels has 3 entries but scores has 2"),
     (lambda: image_auroc(np.zeros((2, 1)), [0, 1]), "scores must have shape [N]"),
@@ -272,14 +272,14 @@ def test_constant_scores_match_sklearn():
     (lambda: pixel_auroc(np.zeros((2, 4, 4)), np.zeros((2, 4, 5))), "masks has shape (2, 4, 5) but maps has shape (2, 4, 4)"),
     (lambda: pixel_ap(np.zeros((4, 4)), np.zeros((4, 4))), "maps must have shape [N, H, W]"),
     (lambda: pixel_f1max(np.zeros((1, 4, 4)), np.zeros((1, 1, 4, 4))), "masks must have shape [N, H, W]"),
-    (lambda: aupro(np.zeros((1, 4, 4)), np.full((1, 4, 4), 255)), "masks must be binary"),
-    (lambda: aupro(np.zeros((1, 4, 4)), np.full((1, 4, 4), np.nan)), "masks must be binary"),
-    (lambda: aupro(np.stack([np.zeros((4, 4)), np.full((4, 4), np.nan)]), np.ones((2, 4, 4))),
+    (lambda: pixel_aupro(np.zeros((1, 4, 4)), np.full((1, 4, 4), 255)), "masks must be binary"),
+    (lambda: pixel_aupro(np.zeros((1, 4, 4)), np.full((1, 4, 4), np.nan)), "masks must be binary"),
+    (lambda: pixel_aupro(np.stack([np.zeros((4, 4)), np.full((4, 4), np.nan)]), np.ones((2, 4, 4))),
      "maps contains NaN or infinite values (first at map 1)"),
-    (lambda: aupro(np.zeros((0, 4, 4)), np.zeros((0, 4, 4))), "maps is empty"),
-    (lambda: aupro(np.zeros((1, 4, 4)), np.ones((1, 4, 4)), fpr_limit=0), "fpr_limit must be a number in (0, 1]"),
-    (lambda: aupro(np.zeros((1, 4, 4)), np.ones((1, 4, 4)), fpr_limit=1.5), "fpr_limit must be"),
-    (lambda: aupro(np.zeros((1, 4, 4)), np.ones((1, 4, 4)), fpr_limit=float("nan")), "fpr_limit must be"),
+    (lambda: pixel_aupro(np.zeros((0, 4, 4)), np.zeros((0, 4, 4))), "maps is empty"),
+    (lambda: pixel_aupro(np.zeros((1, 4, 4)), np.ones((1, 4, 4)), fpr_limit=0), "fpr_limit must be a number in (0, 1]"),
+    (lambda: pixel_aupro(np.zeros((1, 4, 4)), np.ones((1, 4, 4)), fpr_limit=1.5), "fpr_limit must be"),
+    (lambda: pixel_aupro(np.zeros((1, 4, 4)), np.ones((1, 4, 4)), fpr_limit=float("nan")), "fpr_limit must be"),
     (lambda: pro_curve(np.zeros((1, 4, 4)), np.zeros((1, 4, 4))), "masks must contain anomalous and normal pixels"),
 ])
 def test_bad_input_raises_value_error_naming_the_argument(call, msg):

@@ -377,7 +377,8 @@ def test_empty_mask_of_an_anomalous_image_is_a_warning_naming_it(tmp_path):
     with pytest.warns(UserWarning, match=r"1 anomalous image\(s\) have an empty mask .*bottle/test/crack/000.png "
                                          r"\(mask bottle/ground_truth/crack/000_mask.png\)"):
         prepare_dataset("mvtec", root)
-    _, rep = prepare_dataset("mvtec", root, report=True)
+    with pytest.warns(UserWarning, match=r"1 anomalous image\(s\) have an empty mask"):   # with the report too
+        _, rep = prepare_dataset("mvtec", root, report=True)
     assert rep.stats["test"]["bottle"] == dict(normal=2, anomalous=3, masks=3, empty_masks=1, mask_area=2 * 9 / 64 / 3, bad=0)
 
 
@@ -394,7 +395,8 @@ def test_folder_masks_beside_images_magnetic_tiles(tmp_path):
     pairs = {s["img_path"]: s["mask_path"] for s in test if s["anomaly"]}
     assert pairs == {im.relative_to(tmp_path / "mtd").as_posix(): mk.relative_to(tmp_path / "mtd").as_posix()
                      for im, mk, _ in tiles["MT_Crack/Imgs"]}
-    meta, rep = prepare_dataset("folder", tmp_path / "mtd", report=True, **kw)
+    with pytest.warns(UserWarning, match=r"4 anomalous image\(s\) have an empty mask"):
+        meta, rep = prepare_dataset("folder", tmp_path / "mtd", report=True, **kw)
     assert len(rep.empty_masks) == 4 and rep.stats["test"]["mtd"]["empty_masks"] == 4
     boxes = {im.name: box for im, _, box in tiles["MT_Crack/Imgs"]}
     found = {Path(x["img_path"]).name: x["mask"].sum() > 0 for x in AnomalyDataset(tmp_path / "mtd", 32) if x["label"]}
